@@ -1,0 +1,49 @@
+# sorna-sdk developer commands. Everything runs inside .venv, created on demand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_DEV := $(VENV)/.installed-dev
+STAMP_LOCAL := $(VENV)/.installed-local
+
+.PHONY: test lint typecheck pytest docs demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	touch $(STAMP_DEV) $(STAMP_LOCAL)
+
+$(STAMP_LOCAL): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	touch $(STAMP_LOCAL)
+
+## make test: ruff, ruff format --check, mypy --strict, the whole pytest suite
+test: lint typecheck pytest
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check sorna_sdk tests bench
+	$(BIN)/ruff format --check sorna_sdk tests bench
+
+typecheck: $(STAMP_DEV)
+	$(BIN)/mypy --strict sorna_sdk
+	$(BIN)/mypy --strict tests/typing
+
+pytest: $(STAMP_DEV)
+	$(BIN)/python -m pytest
+
+## make docs: the mkdocs-material site, warnings are errors
+docs: $(STAMP_DEV)
+	$(BIN)/mkdocs build --strict
+
+## make demo: start the embedded gateway, run the original README's examples, stop it
+demo: $(STAMP_LOCAL)
+	$(BIN)/python -m sorna_sdk.local.demo
+
+## make bench: benchmarks with their baselines, printed as ratios
+bench: $(STAMP_LOCAL)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) site .mypy_cache .ruff_cache

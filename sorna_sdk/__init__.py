@@ -1,0 +1,89 @@
+"""sorna_sdk: a typed client for the Sorna code-execution API.
+
+>>> from sorna_sdk import Kernel
+>>> kern = Kernel.get_or_create('lua5', client_token='abc-session')  # doctest: +SKIP
+>>> kern.execute('print("hello world")', mode='query')['console']  # doctest: +SKIP
+[['stdout', 'hello world\\n']]
+"""
+
+from ._constants import API_VERSION as API_VERSION
+from ._version import __version__ as __version__
+from .config import APIConfig as APIConfig
+from .exceptions import APIConnectionError as APIConnectionError
+from .exceptions import APIResponseValidationError as APIResponseValidationError
+from .exceptions import APIStatusError as APIStatusError
+from .exceptions import APITimeoutError as APITimeoutError
+from .exceptions import AuthenticationError as AuthenticationError
+from .exceptions import BadRequestError as BadRequestError
+from .exceptions import ConfigurationError as ConfigurationError
+from .exceptions import ExecutionError as ExecutionError
+from .exceptions import InstanceNotAvailableError as InstanceNotAvailableError
+from .exceptions import InstanceNotFoundError as InstanceNotFoundError
+from .exceptions import InternalServerError as InternalServerError
+from .exceptions import InvalidAPIParamsError as InvalidAPIParamsError
+from .exceptions import InvalidArgumentError as InvalidArgumentError
+from .exceptions import InvalidAuthParamsError as InvalidAuthParamsError
+from .exceptions import KernelCreationFailedError as KernelCreationFailedError
+from .exceptions import KernelDestructionFailedError as KernelDestructionFailedError
+from .exceptions import KernelExecutionFailedError as KernelExecutionFailedError
+from .exceptions import KernelNotFoundError as KernelNotFoundError
+from .exceptions import KernelRestartFailedError as KernelRestartFailedError
+from .exceptions import NotFoundError as NotFoundError
+from .exceptions import NotImplementedByServerError as NotImplementedByServerError
+from .exceptions import PtyError as PtyError
+from .exceptions import QuotaExceededError as QuotaExceededError
+from .exceptions import RateLimitError as RateLimitError
+from .exceptions import ServiceUnavailableError as ServiceUnavailableError
+from .exceptions import SornaError as SornaError
+from .kernels import AsyncKernel as AsyncKernel
+from .kernels import Kernel as Kernel
+from .models import ConsoleItem as ConsoleItem
+from .models import ExecutionResult as ExecutionResult
+from .models import KernelInfo as KernelInfo
+from .session import AsyncSession as AsyncSession
+from .session import Session as Session
+from .session import get_default_async_session as get_default_async_session
+from .session import get_default_session as get_default_session
+from .session import set_default_session as set_default_session
+
+__all__ = [
+    "APIConfig",
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "API_VERSION",
+    "AsyncKernel",
+    "AsyncSession",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConsoleItem",
+    "ExecutionError",
+    "ExecutionResult",
+    "InstanceNotAvailableError",
+    "InstanceNotFoundError",
+    "InternalServerError",
+    "InvalidAPIParamsError",
+    "InvalidArgumentError",
+    "InvalidAuthParamsError",
+    "Kernel",
+    "KernelCreationFailedError",
+    "KernelDestructionFailedError",
+    "KernelExecutionFailedError",
+    "KernelInfo",
+    "KernelNotFoundError",
+    "KernelRestartFailedError",
+    "NotFoundError",
+    "NotImplementedByServerError",
+    "PtyError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "Session",
+    "SornaError",
+    "__version__",
+    "get_default_async_session",
+    "get_default_session",
+    "set_default_session",
+]

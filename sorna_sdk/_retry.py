@@ -1,0 +1,90 @@
+"""Sans-IO retry policy (DESIGN.md §3): which failures to retry, and how long to wait."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = ["Failure", "RetryPolicy"]
+
+_RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+
+class Failure(Enum):
+    """How an attempt failed without a response."""
+
+    #: The connection was never made, so the request never reached the server.
+    NOT_SENT = "not-sent"
+    #: The request may have reached the server (read timeout, reset mid-response).
+    MAYBE_SENT = "maybe-sent"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Decide whether to try again, and after how many seconds."""
+
+    max_retries: int = 2
+    max_wait: float = 30.0
+    base_delay: float = 0.25
+    jitter: Callable[[float], float] = field(default=lambda delay: _quarter_jitter(delay))
+
+    def after_failure(self, failure: Failure, *, idempotent: bool, attempt: int) -> float | None:
+        """Delay before retrying a transport failure, or ``None`` to give up.
+
+        ``attempt`` counts from 0 for the first try.
+        """
+        if attempt >= self.max_retries:
+            return None
+        if failure is Failure.MAYBE_SENT and not idempotent:
+            return None
+        return self._backoff(attempt)
+
+    def after_status(
+        self, status: int, headers: Mapping[str, str], *, idempotent: bool, attempt: int
+    ) -> float | None:
+        """Delay before retrying an error status, or ``None`` to give up."""
+        if attempt >= self.max_retries:
+            return None
+        if status == 429:
+            # Refused before running anything, so even an execute is safe to resend.
+            reset = _reset_seconds(headers)
+            if reset is None:
+                return self._backoff(attempt)
+            if reset > self.max_wait:
+                return None
+            return reset + self.jitter(max(reset, self.base_delay))
+        if status in _RETRYABLE_STATUSES and idempotent:
+            return self._backoff(attempt)
+        return None
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.base_delay * (2.0**attempt), self.max_wait)
+        return min(delay + self.jitter(delay), self.max_wait)
+
+
+def _quarter_jitter(delay: float) -> float:
+    return random.uniform(0.0, delay / 4)
+
+
+def _reset_seconds(headers: Mapping[str, str]) -> float | None:
+    raw = _header(headers, "X-RateLimit-Reset")
+    if raw is None:
+        return None
+    try:
+        millis = float(raw)
+    except ValueError:
+        return None
+    return max(millis, 0.0) / 1000.0
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, item in headers.items():
+        if key.lower() == lowered:
+            return item
+    return None

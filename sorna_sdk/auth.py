@@ -1,0 +1,274 @@
+"""Request signing (spec §3): pure ``sign()``/``verify()`` and an ``httpx.Auth`` adapter.
+
+The same ``sign()`` is used by the HTTP client, the WebSocket handshake and the
+local gateway's ``verify()``, so client and server cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from ._constants import EMPTY_BODY_CONTENT_TYPE
+
+__all__ = [
+    "AuthorizationHeader",
+    "HMACAuth",
+    "InvalidAuthorization",
+    "body_hash",
+    "format_date",
+    "parse_authorization",
+    "parse_date",
+    "sign",
+    "signature",
+    "string_to_sign",
+    "supported_hashes",
+    "verify",
+]
+
+#: Hash names usable for HMAC: hashlib's guaranteed algorithms minus the
+#: variable-length SHAKE family, which HMAC cannot use.
+_SUPPORTED_HASHES = frozenset(
+    name for name in hashlib.algorithms_guaranteed if not name.startswith("shake_")
+)
+_SCHEMES = ("Sorna", "BackendAI")
+
+
+class InvalidAuthorization(ValueError):
+    """An ``Authorization`` or ``Date`` header could not be parsed."""
+
+
+def supported_hashes() -> frozenset[str]:
+    """Hash names accepted for signing (``sha256``, ``sha1``, ``sha512``, ...)."""
+    return _SUPPORTED_HASHES
+
+
+def format_date(moment: datetime) -> str:
+    """Format a timezone-aware datetime as the ISO 8601 ``Date`` header value."""
+    if moment.tzinfo is None:
+        raise ValueError("the Date of a signed request must be timezone-aware")
+    return moment.isoformat()
+
+
+def parse_date(value: str) -> datetime:
+    """Parse an ISO 8601 or RFC 1123 ``Date`` header into an aware datetime."""
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise InvalidAuthorization(f"unparsable Date header: {value[:64]!r}") from exc
+    if moment.tzinfo is None:
+        raise InvalidAuthorization("the Date header has no UTC offset")
+    return moment
+
+
+def body_hash(body: bytes, content_type: str, hash_name: str) -> str:
+    """Hex digest of the body; multipart bodies are hashed as empty (spec §3 step 1)."""
+    if _bare_content_type(content_type) == "multipart/form-data":
+        body = b""
+    return hashlib.new(hash_name, body).hexdigest()
+
+
+def string_to_sign(
+    *,
+    method: str,
+    path: str,
+    date: str,
+    host: str,
+    content_type: str,
+    body: bytes,
+    version: str,
+    hash_name: str,
+    version_header: str = "x-sorna-version",
+) -> str:
+    """The newline-joined string that the signature covers (spec §3 step 2)."""
+    return "\n".join(
+        [
+            method.upper(),
+            path,
+            date,
+            f"host:{host}",
+            f"content-type:{_bare_content_type(content_type)}",
+            f"{version_header.lower()}:{version}",
+            body_hash(body, content_type, hash_name),
+        ]
+    )
+
+
+def signature(secret_key: str, *, date: str, host: str, text: str, hash_name: str) -> str:
+    """Derive the signing key from the date and host, then sign ``text`` (spec §3 steps 3-4)."""
+    _check_hash(hash_name)
+    day = parse_date(date).strftime("%Y%m%d")
+    k1 = hmac.new(secret_key.encode(), day.encode(), hash_name).digest()
+    k2 = hmac.new(k1, host.encode(), hash_name).digest()
+    return hmac.new(k2, text.encode(), hash_name).hexdigest()
+
+
+def sign(
+    *,
+    method: str,
+    path: str,
+    date: str,
+    host: str,
+    content_type: str,
+    body: bytes,
+    version: str,
+    access_key: str,
+    secret_key: str,
+    hash_name: str = "sha256",
+    scheme: str = "Sorna",
+    version_header: str = "x-sorna-version",
+) -> str:
+    """Return the ``Authorization`` header value for one request."""
+    text = string_to_sign(
+        method=method,
+        path=path,
+        date=date,
+        host=host,
+        content_type=content_type,
+        body=body,
+        version=version,
+        hash_name=hash_name,
+        version_header=version_header,
+    )
+    digest = signature(secret_key, date=date, host=host, text=text, hash_name=hash_name)
+    return f"{scheme} signMethod=HMAC-{hash_name.upper()}, credential={access_key}:{digest}"
+
+
+@dataclass(frozen=True)
+class AuthorizationHeader:
+    """The parts of a parsed ``Authorization`` header."""
+
+    scheme: str
+    hash_name: str
+    access_key: str
+    signature: str
+
+
+def parse_authorization(value: str) -> AuthorizationHeader:
+    """Parse ``Sorna signMethod=HMAC-SHA256, credential=AK:SIG``; raise on anything else."""
+    scheme, sep, params = value.strip().partition(" ")
+    if not sep or scheme not in _SCHEMES:
+        raise InvalidAuthorization("the Authorization header is not of the Sorna scheme")
+    fields: dict[str, str] = {}
+    for part in params.split(","):
+        key, eq, val = part.strip().partition("=")
+        if not eq:
+            raise InvalidAuthorization("malformed Authorization parameters")
+        fields[key.strip()] = val.strip()
+    method = fields.get("signMethod", "")
+    credential = fields.get("credential", "")
+    if not method.upper().startswith("HMAC-"):
+        raise InvalidAuthorization("unsupported signMethod")
+    hash_name = method[len("HMAC-") :].lower()
+    if hash_name not in _SUPPORTED_HASHES:
+        raise InvalidAuthorization("unsupported signMethod")
+    access_key, colon, sig = credential.partition(":")
+    if not colon or not access_key or not sig:
+        raise InvalidAuthorization("malformed credential")
+    return AuthorizationHeader(scheme, hash_name, access_key, sig)
+
+
+def verify(
+    header: AuthorizationHeader,
+    *,
+    secret_key: str,
+    method: str,
+    path: str,
+    date: str,
+    host: str,
+    content_type: str,
+    body: bytes,
+    version: str,
+    version_header: str = "x-sorna-version",
+) -> bool:
+    """Recompute the signature and compare it in constant time."""
+    text = string_to_sign(
+        method=method,
+        path=path,
+        date=date,
+        host=host,
+        content_type=content_type,
+        body=body,
+        version=version,
+        hash_name=header.hash_name,
+        version_header=version_header,
+    )
+    expected = signature(secret_key, date=date, host=host, text=text, hash_name=header.hash_name)
+    return hmac.compare_digest(expected.encode(), header.signature.encode())
+
+
+class HMACAuth(httpx.Auth):
+    """Signs every request (and every retry) with a fresh ``Date``.
+
+    Serves ``httpx.Client`` and ``httpx.AsyncClient`` alike. ``clock`` is
+    injectable so tests can pin the date.
+    """
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        access_key: str,
+        secret_key: str,
+        *,
+        version: str,
+        hash_name: str = "sha256",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        _check_hash(hash_name)
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._version = version
+        self._hash_name = hash_name
+        self._clock = clock or _utc_now
+
+    def __repr__(self) -> str:
+        return f"HMACAuth(access_key={self._access_key!r}, hash_name={self._hash_name!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self.sign_request(request)
+        yield request
+
+    def sign_request(self, request: httpx.Request) -> None:
+        """Add ``Date``, ``X-Sorna-Version`` and ``Authorization`` to ``request`` in place."""
+        date = format_date(self._clock())
+        content_type = request.headers.get("Content-Type") or EMPTY_BODY_CONTENT_TYPE
+        request.headers["Date"] = date
+        request.headers["X-Sorna-Version"] = self._version
+        request.headers["Authorization"] = sign(
+            method=request.method,
+            path=request.url.raw_path.decode("ascii"),
+            date=date,
+            host=request.headers["Host"],
+            content_type=content_type,
+            body=request.content,
+            version=self._version,
+            access_key=self._access_key,
+            secret_key=self._secret_key,
+            hash_name=self._hash_name,
+        )
+
+
+def _bare_content_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _check_hash(hash_name: str) -> None:
+    if hash_name not in _SUPPORTED_HASHES:
+        raise ValueError(
+            f"unsupported hash {hash_name!r}; use one of {', '.join(sorted(_SUPPORTED_HASHES))}"
+        )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,100 @@
+"""PTY stream frames (spec §6): JSON text messages, bytes carried as base64."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "ClientFrame",
+    "OutFrame",
+    "PingFrame",
+    "ResizeFrame",
+    "RestartFrame",
+    "ServerFrame",
+    "StdinFrame",
+    "decode_client_frame",
+    "decode_server_frame",
+]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def encode(self) -> str:
+        """The frame as the JSON text message sent on the wire."""
+        return self.model_dump_json()
+
+
+class StdinFrame(_Frame):
+    """Client → server: input bytes."""
+
+    type: Literal["stdin"] = "stdin"
+    chars: str
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StdinFrame:
+        return cls(chars=base64.b64encode(data).decode("ascii"))
+
+    @property
+    def payload(self) -> bytes:
+        return base64.b64decode(self.chars, validate=True)
+
+
+class ResizeFrame(_Frame):
+    """Client → server: terminal size."""
+
+    type: Literal["resize"] = "resize"
+    rows: int = Field(ge=1, le=65535)
+    cols: int = Field(ge=1, le=65535)
+
+
+class PingFrame(_Frame):
+    """Client → server: keep-alive."""
+
+    type: Literal["ping"] = "ping"
+
+
+class RestartFrame(_Frame):
+    """Client → server: restart the kernel's terminal."""
+
+    type: Literal["restart"] = "restart"
+
+
+class OutFrame(_Frame):
+    """Server → client: terminal output bytes."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: Literal["out"] = "out"
+    data: str
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> OutFrame:
+        return cls(data=base64.b64encode(data).decode("ascii"))
+
+    @property
+    def payload(self) -> bytes:
+        return base64.b64decode(self.data, validate=True)
+
+
+ClientFrame: TypeAlias = Annotated[
+    StdinFrame | ResizeFrame | PingFrame | RestartFrame, Field(discriminator="type")
+]
+ServerFrame: TypeAlias = OutFrame
+
+_CLIENT_FRAMES: TypeAdapter[StdinFrame | ResizeFrame | PingFrame | RestartFrame] = TypeAdapter(
+    ClientFrame
+)
+
+
+def decode_client_frame(text: str | bytes) -> StdinFrame | ResizeFrame | PingFrame | RestartFrame:
+    """Parse a client → server message; raises ``pydantic.ValidationError`` on bad input."""
+    return _CLIENT_FRAMES.validate_json(text)
+
+
+def decode_server_frame(text: str | bytes) -> OutFrame:
+    """Parse a server → client message; raises ``pydantic.ValidationError`` on bad input."""
+    return OutFrame.model_validate_json(text)

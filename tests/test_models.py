@@ -1,0 +1,166 @@
+"""Models: the read-only wire view, typed attributes, unknown fields, literal spec JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from sorna_sdk.models import (
+    AuthorizeResponse,
+    BatchRequest,
+    ConsoleItem,
+    CreateKernelRequest,
+    ExecutionResult,
+    KernelCreated,
+    KernelInfo,
+    Limits,
+    OutFrame,
+    ProblemDetails,
+    QueryRequest,
+    ResizeFrame,
+    StdinFrame,
+    decode_client_frame,
+    decode_server_frame,
+)
+
+from .conftest import transcript
+
+SPEC_RESULT = """{"status": "finished", "console": [["stdout", "hello\\n"], ["stderr", "..."]],
+ "options": null, "files": []}"""
+
+SPEC_INFO = {
+    "lang": "python3",
+    "age": 1234,
+    "queryTimeout": 0,
+    "idleTimeout": 600000,
+    "memoryLimit": 0,
+    "maxCpuCredit": 0,
+    "numQueriesExecuted": 3,
+    "idle": 10,
+    "memoryUsed": 15000,
+    "cpuCreditUsed": 40,
+}
+
+
+def test_execution_result_from_spec_json_has_wire_view_and_typed_view() -> None:
+    result = ExecutionResult.model_validate_json(SPEC_RESULT)
+    assert result["console"] == [["stdout", "hello\n"], ["stderr", "..."]]
+    assert result["status"] == "finished"
+    assert result["options"] is None
+    assert result["files"] == []
+    assert result.console[0] == ConsoleItem("stdout", "hello\n")
+    assert result.console[0].type == "stdout" and result.console[0].data == "hello\n"
+    kind, data = result.console[1]
+    assert (kind, data) == ("stderr", "...")
+    assert result.stdout == "hello\n" and result.stderr == "..."
+    assert json.dumps(result["console"]) == '[["stdout", "hello\\n"], ["stderr", "..."]]'
+
+
+def test_wire_view_returns_fresh_values() -> None:
+    result = ExecutionResult.model_validate_json(SPEC_RESULT)
+    console = result["console"]
+    console.append(["stdout", "x"])
+    assert len(result["console"]) == 2
+
+
+def test_media_and_completion_items() -> None:
+    result = ExecutionResult.model_validate(
+        {
+            "status": "finished",
+            "console": [["media", ["image/png", "iVBOR"]], ["completion", ["abs", "all"]]],
+        }
+    )
+    assert result["console"] == [["media", ["image/png", "iVBOR"]], ["completion", ["abs", "all"]]]
+    assert result.console[0].data == ["image/png", "iVBOR"]
+
+
+def test_unknown_fields_are_kept_and_reachable() -> None:
+    created = KernelCreated.model_validate({"kernelId": "k1", "created": True, "shiny": 1})
+    assert created.kernel_id == "k1" and created.created is True
+    assert created["shiny"] == 1 and "shiny" in created
+    assert created.to_dict() == {"kernelId": "k1", "created": True, "shiny": 1}
+    assert created.get("nope", "dflt") == "dflt"
+    with pytest.raises(KeyError):
+        created["nope"]
+
+
+def test_kernel_info_wire_names() -> None:
+    info = KernelInfo.model_validate(SPEC_INFO)
+    assert info["numQueriesExecuted"] == 3
+    assert info.num_queries_executed == 3
+    assert "memoryUsed" in info and "memory_used" not in info
+    assert info.to_dict() == SPEC_INFO
+
+
+def test_models_are_frozen_and_not_mappings() -> None:
+    info = KernelInfo.model_validate(SPEC_INFO)
+    with pytest.raises(ValidationError):
+        info.age = 1  # type: ignore[misc]
+    from collections.abc import Mapping
+
+    assert not isinstance(info, Mapping) and not isinstance(info, dict)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"status": "exploded", "console": []},
+        {"status": "finished", "console": [["nonsense-kind", "x"]]},
+        {"console": []},
+    ],
+)
+def test_invalid_results_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        ExecutionResult.model_validate(bad)
+
+
+def test_create_request_matches_the_reference_client_body() -> None:
+    # The body the 2017 client sent in transcript 25, byte for byte through json.dumps.
+    sent = transcript("25-get-or-create-no-agents.json")["exchanges"][-1]["request"]["body"]
+    body = CreateKernelRequest(
+        lang="python3", client_session_token="lab-token-aa435a31bb7e", limits=Limits()
+    )
+    assert json.dumps(body.to_wire()) == sent
+
+
+def test_request_models_refuse_unknown_fields_and_bad_tokens() -> None:
+    with pytest.raises(ValidationError):
+        QueryRequest(code="x", bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        CreateKernelRequest(lang="python3", client_session_token="short")
+    batch = BatchRequest.model_validate({"options": {"build": "*", "buildLog": True}})
+    assert batch.to_wire() == {
+        "mode": "batch",
+        "code": "",
+        "options": {"build": "*", "buildLog": True, "exec": None},
+    }
+
+
+def test_authorize_and_problem_models_from_transcripts() -> None:
+    ok = transcript("03-authorize-ok.json")["exchanges"][-1]["response"]["body"]
+    assert AuthorizeResponse.model_validate_json(ok).echo == "hello-sorna-lab"
+    problem = transcript("31-get-info-unknown-kernel.json")["exchanges"][-1]["response"]["body"]
+    parsed = ProblemDetails.model_validate_json(problem)
+    assert parsed.type == "https://api.sorna.io/probs/kernel-not-found"
+    agent = ProblemDetails.model_validate(
+        {"type": "t", "title": "x", "agent-details": {"type": "a", "title": "b", "exception": "c"}}
+    )
+    assert agent.agent_details is not None and agent.agent_details.exception == "c"
+
+
+def test_pty_frames_encode_and_decode() -> None:
+    raw = bytes(range(256))
+    frame = StdinFrame.from_bytes(raw)
+    assert json.loads(frame.encode()) == {"type": "stdin", "chars": frame.chars}
+    decoded = decode_client_frame(frame.encode())
+    assert isinstance(decoded, StdinFrame) and decoded.payload == raw
+    resize = decode_client_frame('{"type": "resize", "rows": 40, "cols": 132}')
+    assert resize == ResizeFrame(rows=40, cols=132)
+    out = decode_server_frame(OutFrame.from_bytes(b"\xff\x00hi").encode())
+    assert out.payload == b"\xff\x00hi"
+    with pytest.raises(ValidationError):
+        decode_client_frame('{"type": "explode"}')
+    with pytest.raises(ValidationError):
+        decode_client_frame('{"type": "resize", "rows": 0, "cols": 10}')
