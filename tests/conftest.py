@@ -1,4 +1,4 @@
-"""Shared fixtures: the spec folder, literal transcripts, and a MockTransport server for unit tests."""
+"""Shared fixtures: the spec folder, literal transcripts, and a MockTransport server."""
 
 from __future__ import annotations
 

@@ -113,7 +113,8 @@ async def test_execute_query_and_wire_view(front: str, server: ScriptedServer) -
 async def test_bodyless_calls(front: str, server: ScriptedServer) -> None:
     info = {
         "lang": "lua5", "age": 5, "queryTimeout": 0, "idleTimeout": 600000, "memoryLimit": 0,
-        "maxCpuCredit": 0, "numQueriesExecuted": 2, "idle": 1, "memoryUsed": 100, "cpuCreditUsed": 0,
+        "maxCpuCredit": 0, "numQueriesExecuted": 2, "idle": 1, "memoryUsed": 100,
+        "cpuCreditUsed": 0,
     }  # fmt: skip
     server.reply(200, info).reply(204).reply(204)
     kern = await make_kernel(front, server)
@@ -403,5 +404,5 @@ async def test_closed_session_refuses_calls(front: str, server: ScriptedServer) 
 
 
 def test_wrong_http_client_type_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="httpx.Client"):
+    with pytest.raises(TypeError, match=r"httpx\.Client"):
         Session(config(), http_client=httpx.AsyncClient())  # type: ignore[arg-type]

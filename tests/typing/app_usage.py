@@ -52,6 +52,7 @@ def precise_types(result: ExecutionResult, info: KernelInfo) -> None:
     assert_type(info["lang"], str)
     kind, data = result.console[0]
     assert_type(kind, ConsoleKind)
+    assert_type(data, Any)
 
 
 def with_sessions() -> None:
