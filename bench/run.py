@@ -1,0 +1,268 @@
+"""Benchmarks of the SDK and the local gateway, each against a baseline in the same run.
+
+Run with ``make bench`` (or ``.venv/bin/python bench/run.py [--quick]``). Every gateway
+runs as the real ``serve`` command in a child process, so client and server do not share
+an interpreter. Prints a table; ``--json FILE`` also writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from sorna_sdk import APIConfig, AsyncKernel, AsyncSession, Kernel, Session
+
+VERSION = "v2.20170315"
+
+
+@dataclass
+class Gateway:
+    config: APIConfig
+    pid: int
+
+
+@contextmanager
+def gateway(*extra: str) -> Iterator[Gateway]:
+    """Start ``python -m sorna_sdk.local serve --port 0`` and read its three export lines."""
+    with tempfile.TemporaryDirectory(prefix="sorna-bench-") as root:
+        env = {**os.environ, "XDG_CONFIG_HOME": os.path.join(root, "xdg")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sorna_sdk.local", "serve", "--port", "0", "--root", root,
+             "--log-level", "warning", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        exports = dict(
+            proc.stdout.readline().strip().removeprefix("export ").split("=", 1) for _ in range(3)
+        )
+        config = APIConfig(
+            access_key=exports["SORNA_ACCESS_KEY"],
+            secret_key=exports["SORNA_SECRET_KEY"],
+            endpoint=exports["SORNA_ENDPOINT"],
+        )
+        try:
+            yield Gateway(config, proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            proc.stdout.close()
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f} ms"
+
+
+class MinimalSigner(httpx.Auth):
+    """The baseline: the spec's HMAC in a dozen lines, no SDK code involved."""
+
+    requires_request_body = True
+
+    def __init__(self, access_key: str, secret_key: str) -> None:
+        self.access_key, self.secret_key = access_key, secret_key
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        now = datetime.now(timezone.utc)
+        date = now.isoformat()
+        host = request.headers["Host"]
+        body_hash = hashlib.sha256(request.content).hexdigest()
+        text = "\n".join([
+            request.method, request.url.path, date, f"host:{host}",
+            "content-type:application/octet-stream", f"x-sorna-version:{VERSION}", body_hash,
+        ])  # fmt: skip
+        k1 = hmac.new(self.secret_key.encode(), now.strftime("%Y%m%d").encode(), "sha256")
+        k2 = hmac.new(k1.digest(), host.encode(), "sha256").digest()
+        sig = hmac.new(k2, text.encode(), "sha256").hexdigest()
+        request.headers["Date"] = date
+        request.headers["X-Sorna-Version"] = VERSION
+        request.headers["Content-Type"] = "application/octet-stream"
+        request.headers["Authorization"] = (
+            f"Sorna signMethod=HMAC-SHA256, credential={self.access_key}:{sig}"
+        )
+        yield request
+
+
+def timed(fn: Callable[[], Any], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def bench_overhead(gw: Gateway, n: int) -> dict[str, float]:
+    """(a) the same get_info calls through Kernel and through raw httpx, interleaved in rounds."""
+    with Session(gw.config) as session:
+        kern = Kernel.get_or_create("python3", session=session)
+        auth = MinimalSigner(gw.config.access_key, gw.config.secret_key)
+        url = f"{gw.config.endpoint}/v2/kernel/{kern.kernel_id}"
+        with httpx.Client(auth=auth) as raw:
+
+            def raw_info() -> None:
+                response = raw.get(url)
+                response.raise_for_status()
+                response.json()
+
+            timed(kern.get_info, 200), timed(raw_info, 200)  # warm up both paths
+            sdk: list[float] = []
+            base: list[float] = []
+            for _ in range(5):  # interleave so drift hits both sides alike
+                sdk += timed(kern.get_info, n // 5)
+                base += timed(raw_info, n // 5)
+        kern.destroy()
+    return {
+        "sdk_mean_ms": statistics.fmean(sdk) * 1000,
+        "raw_mean_ms": statistics.fmean(base) * 1000,
+        "ratio": statistics.fmean(sdk) / statistics.fmean(base),
+    }
+
+
+def bench_execute(gw: Gateway, n: int) -> dict[str, float]:
+    """(b) ``print(1)`` round trips through the SDK."""
+    with Session(gw.config) as session, Kernel.get_or_create("python3", session=session) as kern:
+        timed(lambda: kern.execute("print(1)"), 100)
+        samples = timed(lambda: kern.execute("print(1)"), n)
+    return {"p50_ms": percentile(samples, 0.5) * 1000, "p99_ms": percentile(samples, 0.99) * 1000}
+
+
+def bench_create(gw: Gateway, n: int, pause: float) -> dict[str, float]:
+    """(c) kernel creation through the SDK; ``pause`` lets a warm pool refill between takes."""
+    samples = []
+    with Session(gw.config) as session:
+        for _ in range(n):
+            time.sleep(pause)
+            start = time.perf_counter()
+            kern = Kernel.get_or_create("python3", session=session)
+            samples.append(time.perf_counter() - start)
+            kern.destroy()
+    return {"p50_ms": percentile(samples, 0.5) * 1000, "p90_ms": percentile(samples, 0.9) * 1000}
+
+
+def bench_idle_rss(gw: Gateway) -> dict[str, float]:
+    """(d) resident memory of an idle python3 kernel process, against a bare interpreter."""
+    with Session(gw.config) as session, Kernel.get_or_create("python3", session=session) as kern:
+        pid = int(kern.execute("import os; print(os.getpid())").stdout)
+        time.sleep(0.3)
+        kernel_kib = _rss_kib(pid)
+    bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    time.sleep(0.5)
+    bare_kib = _rss_kib(bare.pid)
+    bare.kill()
+    bare.wait()
+    return {"kernel_rss_mib": kernel_kib / 1024, "bare_python_rss_mib": bare_kib / 1024}
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        match = re.search(r"VmRSS:\s+(\d+) kB", status.read())
+    assert match is not None
+    return int(match.group(1))
+
+
+def bench_throughput(gw: Gateway, concurrency: int, rounds: int) -> dict[str, float]:
+    """(e) 50 kernels, each executing ``print(1)`` ``rounds`` times, all at once."""
+
+    async def main() -> dict[str, float]:
+        limits = httpx.Limits(max_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits) as client:
+            session = AsyncSession(gw.config, http_client=client)
+            kernels = await asyncio.gather(
+                *(AsyncKernel.get_or_create("python3", session=session) for _ in range(concurrency))
+            )
+
+            async def loop(kern: AsyncKernel) -> None:
+                for _ in range(rounds):
+                    await kern.execute("print(1)")
+
+            await asyncio.gather(*(k.execute("print(0)") for k in kernels))
+            start = time.perf_counter()
+            await asyncio.gather(*(loop(k) for k in kernels))
+            elapsed = time.perf_counter() - start
+            await asyncio.gather(*(k.destroy() for k in kernels))
+        total = concurrency * rounds
+        return {"executes": total, "seconds": elapsed, "per_second": total / elapsed}
+
+    return asyncio.run(main())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args()
+    n = 500 if args.quick else 3000
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    results: dict[str, Any] = {"machine": f"{machine}, Python {platform.python_version()}"}
+    with gateway() as gw:
+        results["a_overhead"] = bench_overhead(gw, n)
+        results["b_execute"] = bench_execute(gw, n)
+        results["c_create_pool"] = bench_create(gw, 30 if args.quick else 100, pause=0.15)
+        results["d_idle_rss"] = bench_idle_rss(gw)
+        results["e_throughput"] = bench_throughput(gw, 50, 20 if args.quick else 100)
+    with gateway("--pool-size", "0") as gw:
+        results["c_create_cold"] = bench_create(gw, 20 if args.quick else 50, pause=0.0)
+    results.update(extra_benchmarks())
+    report(results)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=2)
+    return 0
+
+
+def extra_benchmarks() -> dict[str, Any]:
+    """Hook for benchmarks added by later features (PTY throughput)."""
+    return {}
+
+
+def report(results: dict[str, Any]) -> None:
+    a, b = results["a_overhead"], results["b_execute"]
+    pool, cold = results["c_create_pool"], results["c_create_cold"]
+    d, e = results["d_idle_rss"], results["e_throughput"]
+    rows = [
+        ("machine", results["machine"], ""),
+        ("(a) get_info via Kernel / raw httpx", f"{a['ratio']:.3f}x", "target <= 1.3"),
+        ("    Kernel.get_info mean", ms(a["sdk_mean_ms"] / 1000), ""),
+        ("    raw httpx + minimal signer mean", ms(a["raw_mean_ms"] / 1000), ""),
+        ("(b) execute print(1) p50", ms(b["p50_ms"] / 1000), "target < 3 ms"),
+        ("    execute print(1) p99", ms(b["p99_ms"] / 1000), ""),
+        ("(c) create, warm pool p50", ms(pool["p50_ms"] / 1000), "target < 10 ms"),
+        ("    create, cold p50", ms(cold["p50_ms"] / 1000), ""),
+        ("    cold / pool", f"{cold['p50_ms'] / pool['p50_ms']:.1f}x", ""),
+        ("(d) idle python3 kernel RSS", f"{d['kernel_rss_mib']:.1f} MiB", "target < 20 MB"),
+        ("    bare python3 RSS (baseline)", f"{d['bare_python_rss_mib']:.1f} MiB", ""),
+        ("(e) 50 concurrent async executes", f"{e['per_second']:.0f} /s", ""),
+    ]
+    for key, value in results.items():
+        if key.startswith("f_"):
+            rows.extend((f"{key} {k}", f"{v:.3f}", "") for k, v in value.items())
+    width = max(len(r[0]) for r in rows)
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>16}  {target}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
