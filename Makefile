@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_LOCAL := $(VENV)/.installed-local
 
-.PHONY: test lint typecheck pytest docs demo bench clean
+.PHONY: test lint typecheck pytest docs demo bench interop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ demo: $(STAMP_LOCAL)
 ## make bench: benchmarks with their baselines, printed as ratios
 bench: $(STAMP_LOCAL)
 	$(BIN)/python bench/run.py
+
+## make interop: the unmodified 2017 client (sorna-client 0.9.8, Python 3.6) against the gateway
+interop: $(STAMP_LOCAL)
+	bash tests/interop/run-2017-client.sh
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache
