@@ -40,6 +40,8 @@ from .kernels import Kernel as Kernel
 from .models import ConsoleItem as ConsoleItem
 from .models import ExecutionResult as ExecutionResult
 from .models import KernelInfo as KernelInfo
+from .pty import StreamPty as StreamPty
+from .pty import SyncStreamPty as SyncStreamPty
 from .session import AsyncSession as AsyncSession
 from .session import Session as Session
 from .session import get_default_async_session as get_default_async_session
@@ -82,6 +84,8 @@ __all__ = [
     "ServiceUnavailableError",
     "Session",
     "SornaError",
+    "StreamPty",
+    "SyncStreamPty",
     "__version__",
     "get_default_async_session",
     "get_default_session",

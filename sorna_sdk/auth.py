@@ -239,23 +239,40 @@ class HMACAuth(httpx.Auth):
         self.sign_request(request)
         yield request
 
+    def signed_headers(
+        self, method: str, path: str, host: str, content_type: str, body: bytes
+    ) -> dict[str, str]:
+        """``Date``, ``X-Sorna-Version`` and ``Authorization`` for a request sent another way
+        (the PTY WebSocket handshake)."""
+        date = format_date(self._clock())
+        return {
+            "Date": date,
+            "X-Sorna-Version": self._version,
+            "Authorization": sign(
+                method=method,
+                path=path,
+                date=date,
+                host=host,
+                content_type=content_type,
+                body=body,
+                version=self._version,
+                access_key=self._access_key,
+                secret_key=self._secret_key,
+                hash_name=self._hash_name,
+            ),
+        }
+
     def sign_request(self, request: httpx.Request) -> None:
         """Add ``Date``, ``X-Sorna-Version`` and ``Authorization`` to ``request`` in place."""
-        date = format_date(self._clock())
         content_type = request.headers.get("Content-Type") or EMPTY_BODY_CONTENT_TYPE
-        request.headers["Date"] = date
-        request.headers["X-Sorna-Version"] = self._version
-        request.headers["Authorization"] = sign(
-            method=request.method,
-            path=request.url.raw_path.decode("ascii"),
-            date=date,
-            host=request.headers["Host"],
-            content_type=content_type,
-            body=request.content,
-            version=self._version,
-            access_key=self._access_key,
-            secret_key=self._secret_key,
-            hash_name=self._hash_name,
+        request.headers.update(
+            self.signed_headers(
+                request.method,
+                request.url.raw_path.decode("ascii"),
+                request.headers["Host"],
+                content_type,
+                request.content,
+            )
         )
 
 

@@ -112,7 +112,12 @@ class ExecutionError(SornaError):
 
 
 class PtyError(SornaError):
-    """The PTY stream was refused or closed."""
+    """The PTY stream was closed (``code``: the WebSocket close code) or misbehaved."""
+
+    def __init__(self, message: str, *, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
 
 
 class APIStatusError(SornaError):

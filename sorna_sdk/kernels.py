@@ -26,6 +26,7 @@ from .models import (
     KernelInfo,
     QueryRequest,
 )
+from .pty import StreamPty, SyncStreamPty
 from .session import AsyncSession, Session, get_default_async_session, get_default_session
 
 __all__ = ["AsyncKernel", "Kernel"]
@@ -210,6 +211,10 @@ class Kernel(_KernelBase):
         files = _read_uploads(paths, base_dir)
         self.session.send(self.session.routes.upload(self.kernel_id, files))
 
+    def stream_pty(self, *, open_timeout: float | None = 10.0) -> SyncStreamPty:
+        """Open the kernel's terminal: iterate for output, ``send()`` input, ``resize()``."""
+        return SyncStreamPty.connect(self.session, self.kernel_id, open_timeout=open_timeout)
+
     def __enter__(self) -> Kernel:
         return self
 
@@ -314,6 +319,10 @@ class AsyncKernel(_KernelBase):
         """Upload files into the kernel's folder, named relative to ``base_dir`` (default: cwd)."""
         files = _read_uploads(paths, base_dir)
         await self.session.send(self.session.routes.upload(self.kernel_id, files))
+
+    async def stream_pty(self, *, open_timeout: float | None = 10.0) -> StreamPty:
+        """Open the kernel's terminal: iterate for output, ``send()`` input, ``resize()``."""
+        return await StreamPty.connect(self.session, self.kernel_id, open_timeout=open_timeout)
 
     async def __aenter__(self) -> AsyncKernel:
         return self

@@ -10,7 +10,7 @@ import pytest
 
 import sorna_sdk
 import sorna_sdk.models
-from sorna_sdk import AsyncKernel, AsyncSession, Kernel, Session
+from sorna_sdk import AsyncKernel, AsyncSession, Kernel, Session, StreamPty, SyncStreamPty
 
 
 @pytest.mark.parametrize("module", [sorna_sdk, sorna_sdk.models])
@@ -68,7 +68,8 @@ def test_sync_and_async_twins_have_the_same_methods(sync_cls: type, async_cls: t
 
 
 def test_async_io_methods_are_coroutines() -> None:
-    for name in ("get_or_create", "execute", "run", "get_info", "restart", "destroy", "upload"):
+    io_methods = ("get_or_create", "execute", "run", "get_info", "restart", "destroy", "upload")
+    for name in (*io_methods, "stream_pty"):
         assert inspect.iscoroutinefunction(getattr(AsyncKernel, name)), name
         assert not inspect.iscoroutinefunction(getattr(Kernel, name)), name
 
