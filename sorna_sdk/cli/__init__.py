@@ -1,38 +1,137 @@
-"""The ``sorna`` command line."""
+"""The ``sorna`` command line: run code, open a terminal, inspect kernels, serve locally.
+
+Every failure prints one line (``sorna: error: ...``) and exits non-zero; no tracebacks.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from collections.abc import Sequence
 
+from .._version import __version__
+from ..exceptions import SornaError
+from ..kernels import Kernel
+from ..session import Session
+from ._output import Printer
+
 __all__ = ["main"]
 
-_USAGE = """usage: sorna <command> [options]
 
-commands:
-  local serve    start the embedded local gateway (needs: pip install 'sorna-sdk[local]')
-  version        print the SDK version
-"""
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sorna",
+        description="Run code in Sorna kernels. Credentials come from SORNA_ACCESS_KEY, "
+        "SORNA_SECRET_KEY and SORNA_ENDPOINT.",
+    )
+    parser.add_argument("--version", action="version", version=f"sorna-sdk {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run code (-c) or files (uploaded, then built and run)",
+        description="Run code in a kernel. Without -t the kernel is temporary.",
+    )
+    run.add_argument("lang", metavar="LANG", help="kernel language, e.g. python3, lua5, bash")
+    run.add_argument("files", metavar="FILE", nargs="*", help="files to upload and run in batch")
+    run.add_argument("-c", "--code", help="code to run in query mode")
+    run.add_argument("--build", help="build command for FILEs ('*': the language's default)")
+    run.add_argument("--exec", dest="exec_cmd", default="*", help="run command for FILEs")
+    run.add_argument("--exec-timeout", type=int, default=0, metavar="S", help="time limit (s)")
+    _common(run)
+
+    shell = commands.add_parser("shell", help="an interactive terminal in a kernel (Ctrl-] leaves)")
+    shell.add_argument("lang", metavar="LANG")
+    shell.add_argument("-t", "--client-token", help="attach to the kernel with this token")
+    shell.add_argument("-q", "--quiet", action="store_true", help="no status lines")
+
+    info = commands.add_parser("info", help="show a kernel's information")
+    info.add_argument("kernel_id", metavar="KERNEL_ID")
+    info.add_argument("--json", action="store_true", help="print JSON")
+
+    destroy = commands.add_parser("destroy", help="destroy a kernel")
+    destroy.add_argument("kernel_id", metavar="KERNEL_ID")
+    destroy.add_argument("-q", "--quiet", action="store_true")
+
+    local = commands.add_parser(
+        "local", help="the embedded local gateway ('sorna local serve --help')", add_help=False
+    )
+    local.add_argument("rest", nargs=argparse.REMAINDER)
+
+    commands.add_parser("version", help="print the SDK version")
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--client-token", help="attach to the living kernel of this token")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no status or progress lines")
+    parser.add_argument("--json", action="store_true", help="print one JSON result at the end")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sorna`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(_USAGE, end="")
-        return 0 if args else 2
-    command, rest = args[0], args[1:]
-    if command == "version":
-        from .._version import __version__
-
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["local"]:
+        return _local(args_list[1:])
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.command == "version":
         print(f"sorna-sdk {__version__}")
         return 0
-    if command == "local":
-        try:
-            from ..local.cli import main as local_main
-        except ImportError as exc:
-            print(f"sorna: {exc}", file=sys.stderr)
-            return 1
-        return local_main(rest)
-    print(f"sorna: unknown command {command!r}\n\n{_USAGE}", end="", file=sys.stderr)
-    return 2
+    printer = Printer(quiet=getattr(args, "quiet", False))
+    try:
+        with Session() as session:
+            return _dispatch(args, session, printer)
+    except SornaError as exc:
+        printer.error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        printer.error("interrupted")
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, session: Session, printer: Printer) -> int:
+    if args.command == "run":
+        from ._run import run_command
+
+        return run_command(
+            session,
+            lang=args.lang,
+            code=args.code,
+            files=args.files,
+            build=args.build,
+            exec_cmd=args.exec_cmd,
+            token=args.client_token,
+            exec_timeout=args.exec_timeout,
+            printer=printer,
+            as_json=args.json,
+        )
+    if args.command == "shell":
+        from ._shell import shell_command
+
+        return shell_command(session, lang=args.lang, token=args.client_token, printer=printer)
+    kern = Kernel(args.kernel_id, session=session)
+    if args.command == "info":
+        info = kern.get_info()
+        if args.json:
+            print(json.dumps({"kernelId": kern.kernel_id, **info.to_dict()}))
+        else:
+            for key, value in info.to_dict().items():
+                print(f"{key:<20} {value}")
+        return 0
+    kern.destroy()
+    printer.note(f"sorna: destroyed {kern.kernel_id}")
+    return 0
+
+
+def _local(rest: list[str]) -> int:
+    try:
+        from ..local.cli import main as local_main
+    except ImportError as exc:
+        print(f"sorna: error: {exc}", file=sys.stderr)
+        return 1
+    return local_main(rest)

@@ -1,0 +1,111 @@
+"""``sorna run``: run code or files in a kernel and stream its output."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._run import RunState
+from ..exceptions import ExecutionError, InvalidArgumentError
+from ..kernels import Kernel
+from ..models import ExecMode, ExecutionResult
+from ..session import Session
+from ._output import Printer
+
+__all__ = ["EXEC_TIMEOUT_EXIT", "run_command"]
+
+#: Exit status when the kernel's execution time limit ended the run (as timeout(1) does).
+EXEC_TIMEOUT_EXIT = 124
+
+
+def run_command(
+    session: Session,
+    *,
+    lang: str,
+    code: str | None,
+    files: list[str],
+    build: str | None,
+    exec_cmd: str | None,
+    token: str | None,
+    exec_timeout: int,
+    printer: Printer,
+    as_json: bool,
+    read_line: Callable[[str, bool], str] | None = None,
+) -> int:
+    """Run and return the process exit status."""
+    if (code is None) == (not files):
+        raise InvalidArgumentError("give either -c CODE or one or more FILEs")
+    with printer.progress(f"starting {lang} kernel"):
+        kern = Kernel.get_or_create(lang, token, exec_timeout=exec_timeout, session=session)
+    try:
+        mode: ExecMode
+        opts: Mapping[str, Any] | None
+        if files:
+            with printer.progress(f"uploading {len(files)} file(s)"):
+                kern.upload(files, base_dir=Path.cwd())
+            mode, opts, first = "batch", {"build": build, "buildLog": True, "exec": exec_cmd}, ""
+        else:
+            mode, opts, first = "query", None, code or ""
+        answer = read_line or _read_line
+        result = _loop(kern, first, mode, opts, printer, as_json, answer)
+    finally:
+        if token is None:
+            kern.destroy()
+    if as_json:
+        print(json.dumps({"kernelId": kern.kernel_id, **result.to_dict()}), flush=True)
+    return _exit_status(result, printer)
+
+
+def _loop(
+    kern: Kernel,
+    code: str,
+    mode: ExecMode,
+    opts: Mapping[str, Any] | None,
+    printer: Printer,
+    as_json: bool,
+    read_line: Callable[[str, bool], str],
+) -> ExecutionResult:
+    state = RunState(lambda waiting: read_line(waiting.stdout, waiting.is_password))
+    building = mode == "batch" and opts is not None and opts.get("build") is not None
+    while True:
+        label = "building" if building else "running"
+        with printer.progress(label):
+            result = kern.execute(code, mode, opts)
+        state.feed(result)
+        if not as_json:
+            printer.console(result.console)
+        if result.status == "build-finished":
+            building = False
+            printer.note("sorna: build finished")
+        if state.done:
+            return state.result()
+        try:
+            code = state.next_code()
+        except EOFError:
+            raise ExecutionError(
+                "the program asked for input, but standard input is closed"
+            ) from None
+
+
+def _read_line(prompt: str, is_password: bool) -> str:
+    # The prompt was already printed as the program's own output.
+    if is_password and sys.stdin.isatty():
+        return getpass.getpass(prompt="")
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
+
+
+def _exit_status(result: ExecutionResult, printer: Printer) -> int:
+    if result.status == "exec-timeout":
+        printer.error("the run exceeded the kernel's execution time limit; the kernel is gone")
+        return EXEC_TIMEOUT_EXIT
+    code = (result.options or {}).get("exitCode")
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code if 0 <= code < 256 else 1
+    return 0

@@ -1,0 +1,97 @@
+"""``sorna shell``: the kernel's terminal in raw mode, following window resizes.
+
+Press the escape key, Ctrl-] (``0x1d``), to leave; the terminal is restored on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import termios
+import threading
+import tty
+from types import FrameType
+
+from ..exceptions import PtyError
+from ..kernels import Kernel
+from ..pty import SyncStreamPty
+from ..session import Session
+from ._output import Printer
+
+__all__ = ["ESCAPE_BYTE", "shell_command"]
+
+#: Ctrl-]: the byte that ends ``sorna shell`` (as in telnet).
+ESCAPE_BYTE = b"\x1d"
+
+
+def shell_command(session: Session, *, lang: str, token: str | None, printer: Printer) -> int:
+    """Attach the local terminal to the kernel's terminal until Ctrl-] or the stream ends."""
+    stdin_fd, stdout_fd = sys.stdin.fileno(), sys.stdout.fileno()
+    if not os.isatty(stdin_fd):
+        printer.error("sorna shell needs a terminal on standard input")
+        return 2
+    with printer.progress(f"starting {lang} kernel"):
+        kern = Kernel.get_or_create(lang, token, session=session)
+    try:
+        with kern.stream_pty() as pty:
+            printer.note("sorna: connected; press Ctrl-] to leave")
+            return _attach(pty, stdin_fd, stdout_fd)
+    finally:
+        if token is None:
+            kern.destroy()
+
+
+def _attach(pty: SyncStreamPty, stdin_fd: int, stdout_fd: int) -> int:
+    ended = threading.Event()
+    failure: list[PtyError] = []
+
+    def pump_output() -> None:
+        try:
+            for chunk in pty:
+                os.write(stdout_fd, chunk)
+        except PtyError as exc:
+            failure.append(exc)
+        except OSError:
+            pass
+        finally:
+            ended.set()
+
+    def follow_resize(signum: int = 0, frame: FrameType | None = None) -> None:
+        size = os.get_terminal_size(stdout_fd if os.isatty(stdout_fd) else stdin_fd)
+        try:
+            pty.resize(size.lines, size.columns)
+        except PtyError:
+            ended.set()
+
+    saved = termios.tcgetattr(stdin_fd)
+    previous_handler = signal.signal(signal.SIGWINCH, follow_resize)
+    reader = threading.Thread(target=pump_output, name="sorna-shell-output", daemon=True)
+    try:
+        tty.setraw(stdin_fd)
+        follow_resize()
+        reader.start()
+        while not ended.is_set():
+            ready, _, _ = select.select([stdin_fd], [], [], 0.1)
+            if not ready:
+                continue
+            data = os.read(stdin_fd, 4096)
+            if not data:
+                break
+            escape_at = data.find(ESCAPE_BYTE)
+            if escape_at >= 0:
+                if escape_at:
+                    pty.send(data[:escape_at])
+                break
+            pty.send(data)
+    except PtyError as exc:
+        failure.append(exc)
+    finally:
+        termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
+        signal.signal(signal.SIGWINCH, previous_handler)
+    os.write(stdout_fd, b"\r\n")
+    if failure:
+        print(f"sorna: error: {failure[0]}", file=sys.stderr, flush=True)
+        return 1
+    return 0
