@@ -38,6 +38,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import httpx
+
 from ._constants import PROBLEM_BASE
 
 __all__ = [
@@ -148,7 +150,8 @@ class APIStatusError(SornaError):
         self.title = title
         self.problem = problem
         self.body = body
-        self.headers = dict(headers or {})
+        #: Response headers; lookups ignore case.
+        self.headers: Mapping[str, str] = httpx.Headers(dict(headers or {}))
         self.method = method
         self.url = url
         where = f" ({method} {url})" if method else ""

@@ -231,3 +231,23 @@ def test_gateway_memory_stays_bounded_over_2000_executions(
         after = _rss_kib(pid)
     growth = after - before
     assert growth < 8 * 1024, f"gateway RSS grew by {growth} KiB over 2,000 executions"
+
+
+async def test_racing_creates_never_pass_the_concurrency_limit() -> None:
+    from sorna_sdk.local import LocalGateway
+
+    async with LocalGateway(concurrency_limit=3, pool_size=0) as gateway:
+        async with AsyncSession(gateway.config(max_retries=0)) as session:
+            outcomes = await asyncio.gather(
+                *(
+                    AsyncKernel.get_or_create("python3", f"race-token-{i}", session=session)
+                    for i in range(8)
+                ),
+                return_exceptions=True,
+            )
+            created = [o for o in outcomes if isinstance(o, AsyncKernel)]
+            refused = [o for o in outcomes if isinstance(o, sorna_sdk.QuotaExceededError)]
+            assert len(created) == 3 and len(refused) == 5, outcomes
+            # The winners stay usable: nothing was created and then destroyed behind them.
+            results = await asyncio.gather(*(k.execute("print('alive')") for k in created))
+            assert all(r.stdout == "alive\n" for r in results)

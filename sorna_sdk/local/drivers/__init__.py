@@ -1,0 +1,1 @@
+"""Driver programs that run inside kernel processes (shipped as source, never imported)."""

@@ -1,0 +1,497 @@
+"""Kernel driver for python3, lua5 and bash kernels (stdlib only; lua5 also needs ``lupa``).
+
+The gateway runs this file's source with ``python -u -c``. It talks to the gateway over the
+socket whose fd is in ``SORNA_CTL_FD`` (4-byte big-endian length + JSON frames) and leaves
+fd 1 and fd 2 as raw pipes that the gateway also reads, for output of subprocesses and C code.
+
+Rich output from Python code: the name ``sorna`` is predefined in the kernel namespace (it is
+also importable as ``sorna_display``)::
+
+    sorna.display_html("<b>hi</b>")
+    sorna.display_media("image/png", png_bytes)   # bytes are sent base64-encoded
+    sorna.display_media("image/svg+xml", svg_text)  # str is sent as is
+    sorna.log("a log line")
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import codecs
+import getpass
+import io
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import types
+from typing import Any
+
+_CHUNK = 64 * 1024
+_FLUSH_AT = 8 * 1024
+_TICK = 0.05
+
+_ctl = socket.socket(fileno=int(os.environ.pop("SORNA_CTL_FD")))
+# Grandchildren must not hold the control socket, or its EOF would not mean "gateway gone".
+os.set_inheritable(_ctl.fileno(), False)
+_send_lock = threading.Lock()
+_inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+_input: queue.Queue[str] = queue.Queue()
+_executing = False
+_busy = threading.Event()
+
+
+def _die_with_parent() -> None:
+    parent = int(os.environ.pop("SORNA_GATEWAY_PID", "0") or 0)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent and os.getppid() != parent:
+        os._exit(0)
+
+
+def _kill_group_and_exit() -> None:
+    try:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    finally:
+        os._exit(0)
+
+
+def send(kind: str, data: Any = None) -> None:
+    body = json.dumps({"t": kind, "d": data}).encode("utf-8")
+    with _send_lock:
+        try:
+            _ctl.sendall(struct.pack(">I", len(body)) + body)
+        except OSError:
+            _kill_group_and_exit()
+
+
+class _Output:
+    """One buffer for stdout and stderr, flushed when the stream switches so order is exact."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.kind = ""
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        with self.lock:
+            if kind != self.kind:
+                self._flush()
+                self.kind = kind
+            self.parts.append(text)
+            self.size += len(text)
+            if self.size >= _FLUSH_AT:
+                self._flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.parts:
+            return
+        text = "".join(self.parts)
+        self.parts = []
+        self.size = 0
+        for start in range(0, len(text), _CHUNK):
+            send(self.kind, text[start : start + _CHUNK])
+
+
+OUT = _Output()
+
+
+def _ticker() -> None:
+    # Tick fast only while user code runs; an idle kernel wakes once a second.
+    while True:
+        _busy.wait(timeout=1.0)
+        time.sleep(_TICK)
+        OUT.flush()
+
+
+class _BinaryOut(io.RawIOBase):
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raw = bytes(data)
+        OUT.write(self._kind, self._decoder.decode(raw))
+        return len(raw)
+
+
+class _TextOut(io.TextIOBase):
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, kind: str, fd: int) -> None:
+        self._kind = kind
+        self._fd = fd
+        self.buffer = _BinaryOut(kind)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        OUT.write(self._kind, text)
+        return len(text)
+
+    def flush(self) -> None:
+        OUT.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+def read_input(prompt: str = "", password: bool = False) -> str:
+    """Ask the API client for one line: the next execute call's code is the answer."""
+    OUT.write("stdout", str(prompt))
+    OUT.flush()
+    send("waiting-input", {"is_password": password})
+    return _input.get()
+
+
+class _TextIn(io.TextIOBase):
+    encoding = "utf-8"
+
+    def readable(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        return read_input() + "\n"
+
+    def read(self, size: int | None = -1) -> str:
+        return self.readline()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _input_builtin(prompt: object = "") -> str:
+    return read_input(str(prompt))
+
+
+def _getpass(prompt: str = "Password: ", stream: object = None) -> str:
+    return read_input(prompt, password=True)
+
+
+def _make_display_module() -> types.ModuleType:
+    mod = types.ModuleType("sorna_display", "Rich output for Sorna kernels.")
+
+    def display_media(mime: str, data: bytes | str) -> None:
+        """Show a media item; bytes are base64-encoded."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            data = base64.b64encode(bytes(data)).decode("ascii")
+        OUT.flush()
+        send("media", [str(mime), data])
+
+    def display_html(html: str) -> None:
+        """Show an HTML fragment."""
+        OUT.flush()
+        send("html", str(html))
+
+    def log(text: str) -> None:
+        """Add a log item."""
+        OUT.flush()
+        send("log", str(text))
+
+    mod.display_media = display_media  # type: ignore[attr-defined]
+    mod.display_html = display_html  # type: ignore[attr-defined]
+    mod.log = log  # type: ignore[attr-defined]
+    return mod
+
+
+def _flushing(func: Any, sync: bool = False) -> Any:
+    """Flush framed output before ``func``; with ``sync``, tell the gateway when it returns.
+
+    A ``sync`` frame means "what child processes wrote to fd 1/2 so far comes here", which
+    keeps os.system output in order with the framed output around it.
+    """
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        OUT.flush()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if sync:
+                send("sync")
+
+    return wrapper
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    if _executing:
+        raise KeyboardInterrupt
+
+
+def _reader() -> None:
+    buf = b""
+    while True:
+        try:
+            chunk = _ctl.recv(_CHUNK)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            _kill_group_and_exit()
+        buf += chunk
+        while len(buf) >= 4:
+            (size,) = struct.unpack(">I", buf[:4])
+            if len(buf) < 4 + size:
+                break
+            msg = json.loads(buf[4 : 4 + size])
+            buf = buf[4 + size :]
+            if msg.get("t") == "input":
+                _input.put(str(msg.get("d") or ""))
+            else:
+                _inbox.put(msg)
+
+
+#: ``finished`` options of a query that failed: lets clients (``sorna run``) exit non-zero.
+FAILED: dict[str, int] = {"exitCode": 1}
+
+
+class Kernel:
+    """What one language does with exec, shell and complete frames."""
+
+    def run(self, code: str) -> dict[str, int] | None:
+        """Run a query; return ``finished`` options (``None`` when it went well)."""
+        raise NotImplementedError
+
+    def complete(self, text: str) -> list[str]:
+        return []
+
+
+def shell(cmd: str) -> int:
+    """Run ``bash -c cmd`` with the driver's fds 1 and 2; stdin is /dev/null."""
+    OUT.flush()
+    proc = subprocess.Popen(["bash", "-c", cmd], stdin=subprocess.DEVNULL)
+    try:
+        return proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+class PythonKernel(Kernel):
+    def __init__(self) -> None:
+        main = types.ModuleType("__main__")
+        sys.modules["__main__"] = main
+        display = _make_display_module()
+        sys.modules["sorna_display"] = display
+        main.__dict__["sorna"] = display
+        self.ns = main.__dict__
+
+    def run(self, code: str) -> dict[str, int] | None:
+        try:
+            compiled = compile(code, "<input>", "exec")
+        except (SyntaxError, ValueError, OverflowError) as exc:
+            sys.stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
+            return FAILED
+        try:
+            exec(compiled, self.ns)  # noqa: S102 - running user code is the point
+        except SystemExit as exc:
+            if exc.code is None or exc.code == 0:
+                return None
+            return {"exitCode": exc.code if isinstance(exc.code, int) else 1}
+        except BaseException as exc:
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename != "<input>":
+                tb = tb.tb_next
+            sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
+            return FAILED
+        return None
+
+    def complete(self, text: str) -> list[str]:
+        import rlcompleter
+
+        completer = rlcompleter.Completer(self.ns)
+        found: list[str] = []
+        for state in range(200):
+            try:
+                match = completer.complete(text, state)
+            except Exception:
+                break
+            if match is None:
+                break
+            if match not in found:
+                found.append(match)
+        return found
+
+
+class LuaKernel(Kernel):
+    def __init__(self) -> None:
+        import lupa.lua54 as lua
+
+        self.lua = lua
+        self.runtime = lua.LuaRuntime(register_eval=False, unpack_returned_tuples=True)
+        tostring = self.runtime.globals().tostring
+
+        def lua_print(*args: Any) -> None:
+            OUT.write("stdout", "\t".join(str(tostring(a)) for a in args) + "\n")
+
+        def lua_write(text: Any) -> None:
+            OUT.write("stdout", str(text))
+
+        def lua_read(fmt: Any = "l") -> Any:
+            fmt = str(fmt or "l").lstrip("*")
+            line = read_input()
+            if fmt.startswith("n"):
+                try:
+                    return float(line) if any(c in line for c in ".eE") else int(line)
+                except ValueError:
+                    return None
+            return line + "\n" if fmt.startswith("L") else line
+
+        setup = self.runtime.execute(
+            """
+            return function(pyprint, pywrite, pyread)
+              print = pyprint
+              io.write = function(...)
+                local t = table.pack(...)
+                for i = 1, t.n do pywrite(tostring(t[i])) end
+                return io.stdout
+              end
+              io.read = function(fmt) return pyread(fmt) end
+              os.exit = function() error("os.exit() is disabled in this kernel", 2) end
+              io.stdout:setvbuf("no")
+            end
+            """
+        )
+        setup(lua_print, lua_write, lua_read)
+        self.load = self.runtime.globals().load
+
+    def run(self, code: str) -> dict[str, int] | None:
+        try:
+            loaded = self.load(code, "=<input>")
+            chunk, err = loaded if isinstance(loaded, tuple) else (loaded, None)
+            if chunk is None:
+                OUT.write("stderr", f"{err}\n")
+                return FAILED
+            chunk()
+        except self.lua.LuaError as exc:
+            OUT.write("stderr", f"{exc}\n")
+            return FAILED
+        return None
+
+
+class BashKernel(Kernel):
+    """Each query runs as ``bash -c`` in the work dir: no shell state survives between queries."""
+
+    def run(self, code: str) -> dict[str, int] | None:
+        status = shell(code)
+        return {"exitCode": status} if status else None
+
+
+_KERNELS = {"python3": PythonKernel, "lua5": LuaKernel, "bash": BashKernel}
+
+
+def _configure(opts: dict[str, Any]) -> Kernel:
+    cwd = str(opts.get("cwd") or os.getcwd())
+    os.chdir(cwd)
+    sys.path[0] = cwd
+    kernel = _KERNELS[str(opts.get("lang") or "python3")]()
+    max_mem = int(opts.get("max_mem_kib") or 0)
+    if max_mem > 0:
+        import resource
+
+        limit = max_mem * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return kernel
+
+
+def _completion_prefix(code: str, opts: dict[str, Any]) -> str:
+    line = opts.get("line")
+    text = line if isinstance(line, str) and line else code.splitlines()[-1] if code else ""
+    match = re.search(r"[\w.]*$", text)
+    return match.group(0) if match else ""
+
+
+def _serve() -> None:
+    global _executing
+    kernel: Kernel = Kernel()
+    while True:
+        try:
+            msg = _inbox.get()
+            kind, data = msg.get("t"), msg.get("d")
+            if kind == "configure":
+                kernel = _configure(data or {})
+                send("ready", {"pid": os.getpid()})
+                continue
+            if kind == "complete":
+                data = data if isinstance(data, dict) else {}
+                prefix = _completion_prefix(str(data.get("code") or ""), data.get("options") or {})
+                send("completion", kernel.complete(prefix) if prefix else [])
+                continue
+            if kind not in ("exec", "shell"):
+                continue
+            result: Any = None
+            _executing = True
+            _busy.set()
+            try:
+                if kind == "exec":
+                    result = kernel.run(str(data or ""))
+                elif kind == "shell":
+                    result = {"exitCode": shell(str(data or ""))}
+            finally:
+                _executing = False
+                _busy.clear()
+            OUT.flush()
+            send("finished", result)
+        except KeyboardInterrupt:
+            # A SIGINT that raced with the end of an execution.
+            sys.stderr.write("KeyboardInterrupt\n")
+            OUT.flush()
+            send("finished", None)
+        except Exception:
+            # A driver fault must not end the kernel; report it like user errors.
+            sys.stderr.write("[driver error]\n" + traceback.format_exc())
+            OUT.flush()
+            send("finished", None)
+
+
+def main() -> None:
+    _die_with_parent()
+    sys.stdout = _TextOut("stdout", 1)
+    sys.stderr = _TextOut("stderr", 2)
+    sys.stdin = _TextIn()
+    builtins.input = _input_builtin
+    getpass.getpass = _getpass
+    os.system = _flushing(os.system, sync=True)
+    os._exit = _flushing(os._exit)
+    popen = subprocess.Popen
+    popen.__init__ = _flushing(popen.__init__)  # type: ignore[method-assign]
+    popen.wait = _flushing(popen.wait, sync=True)  # type: ignore[method-assign]
+    popen.communicate = _flushing(popen.communicate, sync=True)  # type: ignore[method-assign]
+    signal.signal(signal.SIGINT, _on_sigint)
+    threading.Thread(target=_reader, daemon=True).start()
+    threading.Thread(target=_ticker, daemon=True).start()
+    _serve()
+
+
+if __name__ == "__main__":
+    main()

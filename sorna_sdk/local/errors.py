@@ -1,0 +1,66 @@
+"""Problems raised by the local gateway's runtime; the HTTP layer maps them to RFC 7807 bodies."""
+
+from __future__ import annotations
+
+__all__ = [
+    "GatewayProblem",
+    "InvalidParameters",
+    "InvalidUpload",
+    "KernelCreationFailed",
+    "KernelNotFound",
+    "QuotaExceeded",
+    "UnknownLanguage",
+]
+
+
+class GatewayProblem(Exception):
+    """Base class: ``status`` is the HTTP status, ``problem`` the type suffix, ``title`` text."""
+
+    status: int = 500
+    problem: str = "internal-server-error"
+
+    def __init__(self, title: str) -> None:
+        super().__init__(title)
+        self.title = title
+
+
+class UnknownLanguage(GatewayProblem):
+    """The requested language is not offered by this gateway."""
+
+    status = 400
+    problem = "invalid-api-params"
+
+
+class InvalidParameters(GatewayProblem):
+    """Bad mode, options or code types in a request."""
+
+    status = 400
+    problem = "invalid-api-params"
+
+
+class KernelNotFound(GatewayProblem):
+    """No such kernel, or it was destroyed or died."""
+
+    status = 404
+    problem = "kernel-not-found"
+
+
+class QuotaExceeded(GatewayProblem):
+    """The owner already has as many living kernels as allowed."""
+
+    status = 412
+    problem = "quota-exceeded"
+
+
+class InvalidUpload(GatewayProblem):
+    """An uploaded file name or size was rejected."""
+
+    status = 400
+    problem = "invalid-api-params"
+
+
+class KernelCreationFailed(GatewayProblem):
+    """The kernel's driver process failed to start."""
+
+    status = 500
+    problem = "kernel-creation-failed"

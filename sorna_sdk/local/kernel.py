@@ -1,0 +1,381 @@
+"""A local kernel: the execute state machine (spec §5.3) over one driver process.
+
+Semantics worth knowing:
+
+* While a run is going on (after ``continued``), the ``code`` of the next query is ignored; the
+  call just collects more output. After ``waiting-input`` it is the input line.
+* The exec timeout is a wall-clock budget per run; time spent in ``waiting-input`` is not
+  charged. On expiry the process group is killed, the result is ``exec-timeout`` and the
+  kernel is destroyed.
+* Batch mode runs ``build`` then ``exec`` with ``bash -c`` in the work dir (stdin is
+  /dev/null); ``buildLog: false`` hides the build's stdout but keeps its stderr. A failing
+  build ends the run with ``finished`` and a ``[build failed: exit code N]`` line.
+  ``finished`` of a batch step carries ``options: {"exitCode": N}``.
+* bash kernels run each query as a separate ``bash -c`` in the work dir: files persist,
+  shell variables do not. Their stdout/stderr interleaving is only as exact as two pipes allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from sorna_sdk.local.batch import BatchPlan, plan_batch
+from sorna_sdk.local.errors import InvalidParameters, KernelCreationFailed, KernelNotFound
+from sorna_sdk.local.files import Snapshot, new_output_files, output_snapshot, write_uploads
+from sorna_sdk.local.limits import KernelLimits, RuntimeSettings
+from sorna_sdk.local.pool import DriverLauncher
+from sorna_sdk.local.process import DriverProcess, Item
+
+__all__ = ["MODES", "LocalKernel"]
+
+MODES: Final = frozenset({"query", "batch", "complete"})
+#: How long a completion may take before an empty list is returned.
+COMPLETE_TIMEOUT: Final = 5.0
+
+
+class _State(enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    WAITING = "waiting-input"
+    BUILT = "build-finished"  # batch: build done, exec pending
+    DEAD = "dead"
+
+
+class LocalKernel:
+    """One kernel: its id, language, work dir, driver process and execution state."""
+
+    def __init__(
+        self,
+        *,
+        kernel_id: str,
+        owner: str,
+        lang: str,
+        workdir: Path,
+        settings: RuntimeSettings,
+        limits: KernelLimits,
+        launcher: DriverLauncher,
+        proc: DriverProcess,
+        on_gone: Callable[[LocalKernel], None],
+    ) -> None:
+        self.kernel_id = kernel_id
+        self.owner = owner
+        self.lang = lang
+        self.workdir = workdir
+        self.limits = limits
+        self._settings = settings
+        self._launcher = launcher
+        self._on_gone = on_gone
+        self._created = self._last = time.monotonic()
+        self._queries = 0
+        self._lock = asyncio.Lock()
+        self._state = _State.IDLE
+        self._phase = "query"
+        self._plan: BatchPlan | None = None
+        self._before: Snapshot = {}
+        self._timed_out = False
+        self._budget = limits.exec_timeout
+        self._armed_at = 0.0
+        self._watchdog: asyncio.Task[None] | None = None
+        self.gone_reason = ""
+        self._attach(proc)
+
+    # ---- public API -----------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        """The driver's pid (also its process group id)."""
+        return self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._state is not _State.DEAD
+
+    def touch(self) -> None:
+        """Mark activity (resets the idle clock)."""
+        self._last = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last activity."""
+        return time.monotonic() - self._last
+
+    def interrupt(self) -> None:
+        """Send SIGINT: running Python code gets KeyboardInterrupt (no-op while idle)."""
+        self._require()
+        if self._state is _State.RUNNING:
+            self._proc.interrupt()
+
+    async def execute(self, mode: str, code: str, options: dict[str, Any] | None) -> dict[str, Any]:
+        """Run, continue, feed input to, or complete code; returns an ExecutionResult."""
+        if mode not in MODES:
+            raise InvalidParameters(f"unknown mode {mode!r}; use one of: batch, complete, query")
+        if not isinstance(code, str):
+            raise InvalidParameters("'code' must be a string")
+        if options is not None and not isinstance(options, dict):
+            raise InvalidParameters("'options' must be an object or null")
+        opts = options or {}
+        async with self._lock:
+            self._require()
+            self.touch()
+            if mode == "complete":
+                return await self._complete(code, opts)
+            proc = self._proc
+            if self._state is _State.IDLE:
+                if mode == "batch":
+                    plan = plan_batch(self.lang, self.workdir, opts)
+                    step = plan.build or plan.exec
+                    if step is None:
+                        return self._idle_result()
+                    self._plan = plan
+                    self._begin("build" if plan.build else "exec")
+                    proc.send("shell", step)
+                elif code == "":
+                    return self._idle_result()
+                else:
+                    self._begin("query")
+                    proc.send("exec", code)
+            elif self._state is _State.WAITING:
+                proc.send("input", code)
+                self._state = _State.RUNNING
+                self._arm()
+            elif self._state is _State.BUILT:
+                assert self._plan is not None and self._plan.exec is not None
+                self._phase = "exec"
+                self._state = _State.RUNNING
+                self._budget = self.limits.exec_timeout
+                self._arm()
+                proc.send("shell", self._plan.exec)
+            return await self._collect()
+
+    async def restart(self) -> None:
+        """Same id and work dir, fresh driver and state."""
+        async with self._lock:
+            self._require()
+            self.touch()
+            self._disarm()
+            old = self._proc
+            old.on_exit = None
+            await old.close(grace=0.5)
+            try:
+                proc = await self._launcher.launch(self.lang, self.workdir, self.limits.max_mem_kib)
+            except KernelCreationFailed:
+                self._mark_dead(f"kernel {self.kernel_id} terminated (restart failed)")
+                raise
+            self._attach(proc)
+            self._state = _State.IDLE
+            self._plan = None
+
+    def info(self) -> dict[str, Any]:
+        """Kernel info of spec §5.2 with wire (camelCase) names."""
+        self._require()
+        now = time.monotonic()
+        return {
+            "lang": self.lang,
+            "age": int((now - self._created) * 1000),
+            "queryTimeout": int(self.limits.exec_timeout * 1000),
+            "idleTimeout": int(self._settings.idle_timeout * 1000),
+            "memoryLimit": self.limits.max_mem_kib,
+            "maxCpuCredit": 0,
+            "numQueriesExecuted": self._queries,
+            "idle": int((now - self._last) * 1000),
+            "memoryUsed": _rss_kib(self._proc.pid),
+            "cpuCreditUsed": _cpu_ms(self._proc.pid),
+        }
+
+    async def upload(self, files: list[tuple[str, bytes]]) -> None:
+        """Write uploaded files into the work dir (raises InvalidUpload)."""
+        self._require()
+        self.touch()
+        write_uploads(
+            self.workdir,
+            files,
+            max_files=self._settings.max_upload_files,
+            max_bytes=self._settings.max_upload_bytes,
+        )
+
+    async def shutdown(self, reason: str) -> None:
+        """End the driver's process group and remove the work dir."""
+        if self._state is not _State.DEAD:
+            self._state = _State.DEAD
+            self.gone_reason = reason
+        self._disarm()
+        self._proc.on_exit = None
+        await self._proc.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _attach(self, proc: DriverProcess) -> None:
+        self._proc = proc
+        proc.on_exit = self._on_exit
+
+    def _on_exit(self, proc: DriverProcess) -> None:
+        # A death during a run is reported by the running execute; an idle death right away.
+        if proc is self._proc and self._state in (_State.IDLE, _State.BUILT):
+            self._mark_dead(f"kernel {self.kernel_id} terminated (exit code {proc.returncode})")
+
+    def _mark_dead(self, reason: str) -> None:
+        if self._state is _State.DEAD:
+            return
+        self._state = _State.DEAD
+        self.gone_reason = reason
+        self._disarm()
+        self._on_gone(self)
+
+    def _require(self) -> None:
+        if self._state is _State.DEAD:
+            raise KernelNotFound(self.gone_reason or f"kernel {self.kernel_id} not found")
+
+    def _begin(self, phase: str) -> None:
+        self._queries += 1
+        self._phase = phase
+        self._before = output_snapshot(self.workdir)
+        self._timed_out = False
+        self._budget = self.limits.exec_timeout
+        self._state = _State.RUNNING
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.limits.exec_timeout <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        self._armed_at = loop.time()
+        self._watchdog = loop.create_task(self._expire(max(self._budget, 0.0)))
+
+    def _disarm(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+            self._budget -= asyncio.get_running_loop().time() - self._armed_at
+
+    async def _expire(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._timed_out = True
+        self._proc.kill()
+
+    async def _wait(self, proc: DriverProcess, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        while not proc.has_control() and not proc.over_cap():
+            left = until - loop.time()
+            if left <= 0:
+                return
+            proc.changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.changed.wait(), left)
+
+    async def _collect(self) -> dict[str, Any]:
+        proc = self._proc
+        until = asyncio.get_running_loop().time() + self._settings.flush_window
+        items: list[Item] = []
+        while True:
+            await self._wait(proc, until)
+            got, control = proc.take()
+            items += got
+            if control is None or control.kind in ("finished", "waiting-input", "died"):
+                break
+        return self._conclude(items, control)
+
+    def _conclude(self, items: list[Item], control: Item | None) -> dict[str, Any]:
+        hide_stdout = self._phase == "build" and self._plan is not None and not self._plan.build_log
+        console = _console(i for i in items if not (hide_stdout and i.kind == "stdout"))
+        if control is None:
+            return _result("continued", console)
+        if control.kind == "waiting-input":
+            self._disarm()
+            self._state = _State.WAITING
+            wait_opts = control.data if isinstance(control.data, dict) else {"is_password": False}
+            return _result("waiting-input", console, wait_opts)
+        self._disarm()
+        if control.kind == "died":
+            if self._timed_out:
+                self._mark_dead(f"kernel {self.kernel_id} was destroyed: execution time limit")
+                return _result("exec-timeout", console)
+            _append(console, "stderr", f"[kernel died: exit code {control.data}]\n")
+            self._mark_dead(f"kernel {self.kernel_id} terminated (exit code {control.data})")
+            return _result("finished", console, files=new_output_files(self.workdir, self._before))
+        opts = control.data if isinstance(control.data, dict) else None
+        if self._phase == "build":
+            code = opts.get("exitCode") if opts else 0
+            if code:
+                _append(console, "stderr", f"[build failed: exit code {code}]\n")
+            elif self._plan is not None and self._plan.exec is not None:
+                self._state = _State.BUILT
+                return _result("build-finished", console, opts)
+        self._state = _State.IDLE
+        files = new_output_files(self.workdir, self._before)
+        return _result("finished", console, opts, files)
+
+    def _idle_result(self) -> dict[str, Any]:
+        # Output that arrived while idle (background threads, timers) goes to the next call.
+        items, _control = self._proc.take()
+        return _result("finished", _console(items))
+
+    async def _complete(self, code: str, opts: dict[str, Any]) -> dict[str, Any]:
+        if self._state is not _State.IDLE:
+            return _result("finished", [["completion", []]])
+        proc = self._proc
+        proc.send("complete", {"code": code, "options": opts})
+        until = asyncio.get_running_loop().time() + COMPLETE_TIMEOUT
+        items: list[Item] = []
+        candidates: list[str] = []
+        while True:
+            await self._wait(proc, until)
+            got, control = proc.take()
+            items += got
+            if control is None or control.kind in ("completion", "died"):
+                if control is not None and isinstance(control.data, list):
+                    candidates = [str(c) for c in control.data]
+                break
+        return _result("finished", [*_console(items), ["completion", candidates]])
+
+
+def _result(
+    status: str,
+    console: list[list[Any]],
+    options: dict[str, Any] | None = None,
+    files: Sequence[str] = (),
+) -> dict[str, Any]:
+    return {"status": status, "console": console, "options": options, "files": list(files)}
+
+
+def _append(console: list[list[Any]], kind: str, data: Any) -> None:
+    if kind in ("stdout", "stderr") and console and console[-1][0] == kind:
+        console[-1][1] += data
+    else:
+        console.append([kind, data])
+
+
+def _console(items: Any) -> list[list[Any]]:
+    """Console pairs, with adjacent chunks of one stream merged."""
+    console: list[list[Any]] = []
+    for item in items:
+        _append(console, item.kind, item.data)
+    return console
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _cpu_ms(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        return ticks * 1000 // os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -1,0 +1,184 @@
+"""The kernel registry: get-or-create by (owner, token, language), lookup, destroy, idle reaping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+from collections import OrderedDict
+from typing import Final
+
+from sorna_sdk.local.errors import KernelNotFound, QuotaExceeded
+from sorna_sdk.local.files import OUTPUT_DIR
+from sorna_sdk.local.kernel import LocalKernel
+from sorna_sdk.local.languages import available_languages, canonical_language
+from sorna_sdk.local.limits import RuntimeSettings, resolve_limits
+from sorna_sdk.local.pool import DriverLauncher
+
+__all__ = ["KernelRegistry", "LocalKernel", "RuntimeSettings"]
+
+log = logging.getLogger(__name__)
+
+_Key = tuple[str, str, str]
+#: How many ended kernels are remembered to explain a later "not found".
+_TOMBSTONES: Final = 1000
+
+
+class KernelRegistry:
+    """All living kernels of one gateway."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self._launcher = DriverLauncher(settings.root, settings.pool_size)
+        self._kernels: dict[str, LocalKernel] = {}
+        self._keys: dict[str, _Key] = {}
+        self._by_key: dict[_Key, str] = {}
+        self._key_locks: dict[_Key, asyncio.Lock] = {}
+        self._starting: dict[str, int] = {}  # kernels being launched, per owner
+        self._tombstones: OrderedDict[str, str] = OrderedDict()
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        """Create the root, start the warm pool and the idle reaper."""
+        self.settings.root.mkdir(parents=True, exist_ok=True)
+        await self._launcher.start()
+        if self.settings.idle_timeout > 0:
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    async def close(self) -> None:
+        """End every kernel's process group and remove their work dirs."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        kernels = list(self._kernels.values())
+        for kernel in kernels:
+            self._forget(kernel, "gateway closed", shutdown=False)
+        await asyncio.gather(*(k.shutdown("gateway closed") for k in kernels))
+        await self._launcher.close()
+        while self._cleanups:
+            await asyncio.gather(*list(self._cleanups))
+
+    def languages(self) -> tuple[str, ...]:
+        """Canonical names of the languages available on this machine, sorted."""
+        return tuple(sorted(available_languages()))
+
+    async def get_or_create(
+        self,
+        owner: str,
+        token: str,
+        lang: str,
+        *,
+        max_mem_kib: int = 0,
+        exec_timeout: float = 0,
+        max_kernels: int | None = None,
+    ) -> tuple[LocalKernel, bool]:
+        """The living kernel of (owner, token, lang), or a new one; the bool says "created".
+
+        A new kernel that would give ``owner`` more than ``max_kernels`` raises
+        :class:`QuotaExceeded`; an existing one is returned whatever the count.
+        """
+        canonical = canonical_language(lang)
+        key = (owner, token, canonical)
+        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            existing = self._by_key.get(key)
+            if existing is not None and self._kernels[existing].alive:
+                kernel = self._kernels[existing]
+                kernel.touch()
+                return kernel, False
+            if self._closed:
+                raise KernelNotFound("the gateway is shutting down")
+            starting = self._starting.get(owner, 0)
+            if max_kernels is not None and self.count(owner) + starting >= max_kernels:
+                raise QuotaExceeded("You have reached your resource limit.")
+            # Checked and reserved with no await in between, so racing creates of other
+            # tokens cannot both take the last slot.
+            self._starting[owner] = starting + 1
+            try:
+                return await self._create(key, owner, max_mem_kib, exec_timeout), True
+            finally:
+                self._starting[owner] -= 1
+
+    async def _create(
+        self, key: _Key, owner: str, max_mem_kib: int, exec_timeout: float
+    ) -> LocalKernel:
+        canonical = key[2]
+        limits = resolve_limits(self.settings, max_mem_kib, exec_timeout)
+        kernel_id = secrets.token_hex(16)
+        workdir = (self.settings.root / kernel_id).resolve()
+        (workdir / OUTPUT_DIR).mkdir(parents=True)
+        try:
+            proc = await self._launcher.launch(canonical, workdir, limits.max_mem_kib)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        kernel = LocalKernel(
+            kernel_id=kernel_id,
+            owner=owner,
+            lang=canonical,
+            workdir=workdir,
+            settings=self.settings,
+            limits=limits,
+            launcher=self._launcher,
+            proc=proc,
+            on_gone=self._on_gone,
+        )
+        self._kernels[kernel_id] = kernel
+        self._keys[kernel_id] = key
+        self._by_key[key] = kernel_id
+        return kernel
+
+    def get(self, owner: str, kernel_id: str) -> LocalKernel:
+        """The owner's living kernel with this id (raises KernelNotFound)."""
+        kernel = self._kernels.get(kernel_id)
+        if kernel is None or kernel.owner != owner or not kernel.alive:
+            reason = self._tombstones.get(kernel_id) if kernel is None else None
+            raise KernelNotFound(reason or f"kernel {kernel_id} not found")
+        return kernel
+
+    async def destroy(self, owner: str, kernel_id: str) -> None:
+        """End the kernel and remove its work dir (raises KernelNotFound)."""
+        kernel = self.get(owner, kernel_id)
+        reason = f"kernel {kernel_id} was destroyed"
+        self._forget(kernel, reason, shutdown=False)
+        await kernel.shutdown(reason)
+
+    def count(self, owner: str) -> int:
+        """Number of living kernels of this owner."""
+        return sum(1 for k in self._kernels.values() if k.owner == owner and k.alive)
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _on_gone(self, kernel: LocalKernel) -> None:
+        self._forget(kernel, kernel.gone_reason, shutdown=True)
+
+    def _forget(self, kernel: LocalKernel, reason: str, *, shutdown: bool) -> None:
+        if self._kernels.get(kernel.kernel_id) is not kernel:
+            return
+        del self._kernels[kernel.kernel_id]
+        key = self._keys.pop(kernel.kernel_id)
+        if self._by_key.get(key) == kernel.kernel_id:
+            del self._by_key[key]
+        self._tombstones[kernel.kernel_id] = reason
+        while len(self._tombstones) > _TOMBSTONES:
+            self._tombstones.popitem(last=False)
+        if shutdown:
+            task = asyncio.get_running_loop().create_task(kernel.shutdown(reason))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
+
+    async def _reap(self) -> None:
+        period = min(max(self.settings.idle_timeout / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(period)
+            for kernel in list(self._kernels.values()):
+                if kernel.idle_seconds() >= self.settings.idle_timeout:
+                    log.info("reaping idle kernel %s", kernel.kernel_id)
+                    reason = f"kernel {kernel.kernel_id} was idle too long"
+                    self._forget(kernel, reason, shutdown=True)

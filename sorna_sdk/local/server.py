@@ -1,0 +1,529 @@
+"""The gateway's HTTP front: the aiohttp routes of spec §5, the checks of §3.3, RFC 7807 errors.
+
+This is the only module of the gateway that knows aiohttp. Kernels come from a
+registry (see ``registry.py``); every failure leaves as ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from aiohttp import BodyPartReader, web
+
+from .._constants import API_VERSION, EMPTY_BODY_CONTENT_TYPE, MAX_CLOCK_SKEW_SECONDS, PROBLEM_BASE
+from ..auth import (
+    AuthorizationHeader,
+    InvalidAuthorization,
+    parse_authorization,
+    parse_date,
+    verify,
+)
+from .errors import GatewayProblem
+from .ratelimit import RateLimiter, RateState
+
+__all__ = ["SERVER_NAME", "KernelHandle", "Kernels", "ServerLimits", "create_app"]
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = f"BackendAI-API/{API_VERSION}"
+_PREFIXES = ("/v2", "/v1")  # the 2017 server answered the legacy /v1 prefix with the same routes
+_AUTH_TITLE = "Missing or invalid authorization parameters."
+_PARAMS_TITLE = "Missing or invalid API parameters."
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_ABSOLUTE_FILENAME = re.compile(r'filename="?[/\\]')
+_FORM_ESCAPE = re.compile(r"%(0[0-9A-Fa-f]|1[0-9A-Fa-f]|22)")
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """The authenticated caller of the request being handled."""
+
+    owner: str
+    body: bytes
+    rate: RateState
+
+
+# Set by the middleware around each handler: the same task runs both, and
+# aiohttp < 3.14 has no typed request storage.
+_caller: ContextVar[_Caller | None] = ContextVar("sorna_local_caller", default=None)
+
+
+class KernelHandle(Protocol):
+    """What the server needs of one kernel (``LocalKernel``)."""
+
+    kernel_id: str
+
+    async def execute(
+        self, mode: str, code: str, options: dict[str, Any] | None
+    ) -> dict[str, Any]: ...
+    async def restart(self) -> None: ...
+    def info(self) -> dict[str, Any]: ...
+    async def upload(self, files: list[tuple[str, bytes]]) -> None: ...
+
+
+class Kernels(Protocol):
+    """What the server needs of the kernel registry (``KernelRegistry``)."""
+
+    async def get_or_create(
+        self,
+        owner: str,
+        token: str,
+        lang: str,
+        *,
+        max_mem_kib: int = 0,
+        exec_timeout: float = 0,
+        max_kernels: int | None = None,
+    ) -> tuple[KernelHandle, bool]: ...
+    def get(self, owner: str, kernel_id: str) -> KernelHandle: ...
+    async def destroy(self, owner: str, kernel_id: str) -> None: ...
+    def count(self, owner: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Per-keypair limits and request size caps."""
+
+    rate_limit: int = 1_000_000
+    concurrency_limit: int = 64
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_upload_files: int = 20
+    max_upload_bytes: int = 1024 * 1024
+
+
+class Problem(Exception):
+    """A client-visible error raised by the HTTP layer itself."""
+
+    def __init__(
+        self, status: int, problem: str, title: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(title)
+        self.status = status
+        self.problem = problem
+        self.title = title
+        self.headers = dict(headers or {})
+
+
+def _auth_problem(detail: str) -> Problem:
+    return Problem(400, "invalid-auth-params", f"{_AUTH_TITLE} ({detail})")
+
+
+def _params_problem(detail: str) -> Problem:
+    return Problem(400, "invalid-api-params", f"{_PARAMS_TITLE} ({detail})")
+
+
+class _NoContent(web.Response):
+    """A 204 that still says ``Content-Length: 0``, as the 2017 clients expect (spec §3.2)."""
+
+    def __init__(self) -> None:
+        super().__init__(status=204, content_type=EMPTY_BODY_CONTENT_TYPE)
+
+    async def _write_headers(self) -> None:
+        # aiohttp drops Content-Length from every 204 while preparing; put it back last.
+        self.headers["Content-Length"] = "0"
+        await super()._write_headers()
+
+
+def _json(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(payload).encode(),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+def _problem_response(status: int, problem: str, title: str) -> web.Response:
+    body = json.dumps({"type": PROBLEM_BASE + problem, "title": title}).encode()
+    return web.Response(
+        body=body, status=status, content_type="application/problem+json", charset="utf-8"
+    )
+
+
+class _Gateway:
+    """Request checks and route handlers, bound to one registry and one set of keys."""
+
+    def __init__(self, kernels: Kernels, keys: Mapping[str, str], limits: ServerLimits) -> None:
+        self.kernels = kernels
+        self.keys = dict(keys)
+        self.limits = limits
+        self.rates = RateLimiter(limits.rate_limit)
+
+    # -- middleware -----------------------------------------------------------------
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        rate: RateState | None = None
+        try:
+            date = _checked_date(request)
+            caller: _Caller | None = None
+            if _is_hello(request.path):
+                rate = self._peek_rate(request)
+            else:
+                caller = await self._authenticate(request, date)
+                rate = caller.rate
+                if not rate.allowed:
+                    raise Problem(
+                        429, "rate-limit-exceeded", "You have reached your API query rate limit."
+                    )
+                _check_version_prefix(request.path)
+            _check_route(request)
+            token = _caller.set(caller)
+            try:
+                response = await handler(request)
+            finally:
+                _caller.reset(token)
+        except Problem as exc:
+            response = _problem_response(exc.status, exc.problem, exc.title)
+            response.headers.update(exc.headers)
+        except GatewayProblem as exc:
+            response = _problem_response(exc.status, exc.problem, exc.title)
+        except web.HTTPException as exc:
+            response = _http_exception_response(exc)
+        except Exception:
+            # Last resort: every known bad input is answered above with a 4xx.
+            log.exception("unexpected error serving %s %s", request.method, request.path)
+            response = _problem_response(500, "internal-server-error", "Internal server error.")
+        if rate is not None and not response.prepared:
+            response.headers.update(rate.headers())
+        return response
+
+    async def _authenticate(self, request: web.Request, date: str) -> _Caller:
+        raw = request.headers.get("Authorization")
+        if raw is None:
+            raise _auth_problem("Missing authorization header")
+        header = _parse_authorization(raw)
+        version_header, version = _version_header(request)
+        secret = self.keys.get(header.access_key)
+        if secret is None:
+            raise Problem(
+                401, "auth-failed", "Credential/signature mismatch. (Access key not found)"
+            )
+        content_type = request.headers.get("Content-Type") or EMPTY_BODY_CONTENT_TYPE
+        body = b"" if _is_multipart(content_type) else await self._read_body(request)
+        try:
+            ok = verify(
+                header,
+                secret_key=secret,
+                method=request.method,
+                path=request.raw_path,
+                date=date,
+                host=request.headers.get("Host", ""),
+                content_type=content_type,
+                body=body,
+                version=version,
+                version_header=version_header,
+            )
+        except (ValueError, UnicodeError, OverflowError):
+            ok = False  # e.g. header bytes that are not UTF-8: they cannot have been signed
+        if not ok:
+            raise Problem(401, "auth-failed", "Credential/signature mismatch.")
+        return _Caller(header.access_key, body, self.rates.hit(header.access_key))
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        if (request.content_length or 0) > self.limits.max_request_bytes:
+            raise Problem(413, "generic-bad-request", "Bad request. (Request body too large.)")
+        return await request.read()
+
+    def _peek_rate(self, request: web.Request) -> RateState | None:
+        try:
+            header = parse_authorization(request.headers.get("Authorization", ""))
+        except InvalidAuthorization:
+            return None
+        if header.access_key not in self.keys:
+            return None
+        return self.rates.peek(header.access_key)
+
+    # -- routes ---------------------------------------------------------------------
+
+    async def hello(self, request: web.Request) -> web.StreamResponse:
+        return _json({"version": API_VERSION})
+
+    async def authorize(self, request: web.Request) -> web.StreamResponse:
+        body = _current().body
+        echo: Any = None
+        if body.strip():
+            try:
+                data = _loads(body)
+            except ValueError:
+                raise _auth_problem("Malformed body") from None
+            if not isinstance(data, dict):
+                raise _auth_problem("Malformed body")
+            echo = data.get("echo")
+        return _json({"authorized": "yes", "echo": echo})
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        data = _json_object()
+        lang = _text(data, "lang")
+        token = _text(data, "clientSessionToken")
+        if not 8 <= len(token) <= 80:
+            raise _params_problem("clientSessionToken must be 8 to 80 characters long")
+        limits = _optional(data, "limits", dict, "an object") or {}
+        max_mem = _number(limits, "maxMem", "limits.maxMem", integer=True)
+        exec_timeout = _number(limits, "execTimeout", "limits.execTimeout", integer=False)
+        _optional(data, "mounts", list, "a list")
+        owner = _current().owner
+        kernel, created = await self.kernels.get_or_create(
+            owner,
+            token,
+            lang,
+            max_mem_kib=int(max_mem),
+            exec_timeout=float(exec_timeout),
+            max_kernels=self.limits.concurrency_limit,
+        )
+        return _json({"kernelId": kernel.kernel_id, "created": created}, status=201)
+
+    async def info(self, request: web.Request) -> web.StreamResponse:
+        return _json(self._kernel(request).info())
+
+    async def restart(self, request: web.Request) -> web.StreamResponse:
+        await self._kernel(request).restart()
+        return _NoContent()
+
+    async def destroy(self, request: web.Request) -> web.StreamResponse:
+        await self.kernels.destroy(_current().owner, request.match_info["kernel_id"])
+        return _NoContent()
+
+    async def execute(self, request: web.Request) -> web.StreamResponse:
+        kernel = self._kernel(request)
+        data = _json_object()
+        mode = _text(data, "mode")
+        code = _optional(data, "code", str, "a string") or ""
+        options = _optional(data, "options", dict, "an object or null")
+        result = await kernel.execute(mode, code, options)
+        return _json({"result": result})
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        kernel = self._kernel(request)
+        if not _is_multipart(request.headers.get("Content-Type", "")):
+            raise _params_problem("an upload must be multipart/form-data")
+        files = await _read_uploads(request, self.limits)
+        await kernel.upload(files)
+        return _NoContent()
+
+    async def pty(self, request: web.Request) -> web.StreamResponse:
+        self._kernel(request)
+        raise Problem(503, "not-implemented", "This API query is not implemented.")
+
+    async def not_implemented(self, request: web.Request) -> web.StreamResponse:
+        raise Problem(503, "not-implemented", "This API query is not implemented.")
+
+    def _kernel(self, request: web.Request) -> KernelHandle:
+        return self.kernels.get(_current().owner, request.match_info["kernel_id"])
+
+
+def _current() -> _Caller:
+    caller = _caller.get()
+    if caller is None:
+        raise RuntimeError("no authenticated caller: a signed route was served without auth")
+    return caller
+
+
+# -- request checks -------------------------------------------------------------------
+
+
+def _checked_date(request: web.Request) -> str:
+    for name in ("Date", "X-Sorna-Date", "X-BackendAI-Date"):
+        value = request.headers.get(name)
+        if value:
+            break
+    else:
+        raise _auth_problem("Date/time sync error")
+    try:
+        moment = parse_date(value)
+        skew = abs((datetime.now(timezone.utc) - moment).total_seconds())
+    except (ValueError, OverflowError):
+        raise _auth_problem("Date/time sync error") from None
+    if skew > MAX_CLOCK_SKEW_SECONDS:
+        raise _auth_problem("Date/time sync error")
+    return value
+
+
+def _parse_authorization(raw: str) -> AuthorizationHeader:
+    scheme, sep, _ = raw.strip().partition(" ")
+    if not sep:
+        raise _auth_problem("Malformed authorization header")
+    if scheme not in ("Sorna", "BackendAI"):
+        raise _auth_problem("Invalid authorization type name")
+    try:
+        return parse_authorization(raw)
+    except InvalidAuthorization as exc:
+        if "signMethod" in str(exc):
+            raise _auth_problem("Unsupported request signing method (hash type)") from None
+        raise _auth_problem("Missing or malformed authorization parameters") from None
+
+
+def _version_header(request: web.Request) -> tuple[str, str]:
+    for name in ("X-Sorna-Version", "X-BackendAI-Version"):
+        value = request.headers.get(name)
+        if value:
+            return name.lower(), value
+    raise _auth_problem("API version missing in request headers")
+
+
+def _is_hello(path: str) -> bool:
+    return path.rstrip("/") in _PREFIXES
+
+
+def _check_version_prefix(path: str) -> None:
+    if not any(path.startswith(prefix + "/") for prefix in _PREFIXES):
+        raise Problem(400, "generic-bad-request", "Bad request. (Unsupported API version.)")
+
+
+def _check_route(request: web.Request) -> None:
+    failure = request.match_info.http_exception
+    if isinstance(failure, web.HTTPMethodNotAllowed):
+        allow = ", ".join(sorted(failure.allowed_methods))
+        raise Problem(
+            405, "generic-bad-request", "Bad request. (Method not allowed.)", {"Allow": allow}
+        )
+    if failure is not None:
+        raise Problem(404, "generic-not-found", "Unknown URL path.")
+
+
+def _is_multipart(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "multipart/form-data"
+
+
+def _http_exception_response(exc: web.HTTPException) -> web.Response:
+    status = exc.status if exc.status >= 400 else 400
+    if status == 404:
+        return _problem_response(404, "generic-not-found", "Unknown URL path.")
+    if status >= 500:
+        return _problem_response(status, "internal-server-error", "Internal server error.")
+    return _problem_response(status, "generic-bad-request", f"Bad request. ({exc.reason})")
+
+
+# -- JSON parameters ------------------------------------------------------------------
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _json_object() -> dict[str, Any]:
+    try:
+        data = _loads(_current().body)
+    except ValueError:
+        raise _params_problem("the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise _params_problem("the body must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise _params_problem(f"{name} must be a non-empty string")
+    return value
+
+
+def _optional(data: dict[str, Any], name: str, kind: type[Any], what: str) -> Any:
+    value = data.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise _params_problem(f"{name} must be {what}")
+    return value
+
+
+def _number(data: dict[str, Any], name: str, label: str, *, integer: bool) -> float:
+    value = data.get(name, 0)
+    if value is None:
+        return 0
+    kinds: tuple[type[Any], ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise _params_problem(f"{label} must be {'an integer' if integer else 'a number'}")
+    if value < 0 or not math.isfinite(value):
+        raise _params_problem(f"{label} must be 0 or more")
+    return float(value)
+
+
+# -- uploads --------------------------------------------------------------------------
+
+
+async def _read_uploads(request: web.Request, limits: ServerLimits) -> list[tuple[str, bytes]]:
+    files: list[tuple[str, bytes]] = []
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise _params_problem("nested multipart bodies are not supported")
+            if part.name != "src" or not part.filename:
+                raise _params_problem("each file must be a field named src with a filename")
+            if len(files) >= limits.max_upload_files:
+                raise _params_problem(f"at most {limits.max_upload_files} files per upload")
+            files.append((_upload_name(part), await _read_part(part, limits.max_upload_bytes)))
+    except (Problem, GatewayProblem):
+        raise
+    except Exception:
+        # aiohttp's multipart parser raises assorted errors on broken bodies.
+        raise _params_problem("malformed multipart body") from None
+    if not files:
+        raise _params_problem("no file in the upload (field src)")
+    return files
+
+
+def _upload_name(part: BodyPartReader) -> str:
+    name = part.filename or ""
+    raw = part.headers.get("Content-Disposition", "")
+    # aiohttp strips the leading slashes of a quoted filename: refuse, don't relocate.
+    if _ABSOLUTE_FILENAME.search(raw):
+        raise _params_problem(f"upload file name {'/' + name!r} must be relative")
+    # Form encoders (WHATWG, httpx) percent-escape '"' and control characters in filenames.
+    return _FORM_ESCAPE.sub(lambda m: chr(int(m[1], 16)), name)
+
+
+async def _read_part(part: BodyPartReader, cap: int) -> bytes:
+    data = bytearray()
+    while chunk := await part.read_chunk():
+        data += chunk
+        if len(data) > cap:
+            raise _params_problem(f"{part.filename} is larger than {cap} bytes")
+    return bytes(data)
+
+
+# -- application ----------------------------------------------------------------------
+
+
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_NAME
+    caller = _caller.get()
+    if caller is not None:  # prepared inside a handler (a stream): the middleware comes too late
+        response.headers.update(caller.rate.headers())
+
+
+def create_app(
+    kernels: Kernels, keys: Mapping[str, str], limits: ServerLimits | None = None
+) -> web.Application:
+    """The aiohttp application serving spec §5 for ``keys`` (access key -> secret key)."""
+    gateway = _Gateway(kernels, keys, limits or ServerLimits())
+    app = web.Application(
+        middlewares=[gateway.middleware],
+        client_max_size=gateway.limits.max_request_bytes,
+    )
+    app.on_response_prepare.append(_on_prepare)
+    router = app.router
+    for prefix in _PREFIXES:
+        kernel = f"{prefix}/kernel/{{kernel_id}}"
+        router.add_get(prefix, gateway.hello, allow_head=False)
+        router.add_get(prefix + "/", gateway.hello, allow_head=False)
+        router.add_get(f"{prefix}/authorize", gateway.authorize, allow_head=False)
+        router.add_post(f"{prefix}/kernel/create", gateway.create)
+        router.add_get(kernel, gateway.info, allow_head=False)
+        router.add_patch(kernel, gateway.restart)
+        router.add_delete(kernel, gateway.destroy)
+        router.add_post(kernel, gateway.execute)
+        router.add_post(f"{kernel}/upload", gateway.upload)
+        router.add_get(f"{prefix}/stream/kernel/{{kernel_id}}/pty", gateway.pty, allow_head=False)
+        router.add_route("*", f"{prefix}/folder", gateway.not_implemented)
+        router.add_route("*", f"{prefix}/folder/{{name}}", gateway.not_implemented)
+    return app

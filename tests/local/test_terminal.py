@@ -1,0 +1,257 @@
+"""The kernel terminal (spec §6): a real bash under a real pty, over real loopback WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from sorna_sdk import AsyncKernel, AsyncSession, Kernel, Session
+from sorna_sdk.exceptions import AuthenticationError, KernelNotFoundError, PtyError
+from sorna_sdk.local import LocalGateway
+from sorna_sdk.local.terminal import Terminal
+from sorna_sdk.pty import StreamPty, SyncStreamPty, _handshake
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[LocalGateway]:
+    async with LocalGateway(pool_size=0) as gw:
+        yield gw
+
+
+@pytest.fixture
+async def session(gateway: LocalGateway) -> AsyncIterator[AsyncSession]:
+    async with AsyncSession(gateway.config()) as s:
+        yield s
+
+
+@pytest.fixture
+async def kernel(session: AsyncSession) -> AsyncKernel:
+    return await AsyncKernel.get_or_create("bash", session=session)
+
+
+async def read_until(pty: StreamPty, marker: bytes, timeout: float = 10.0) -> bytes:
+    """Output up to and including ``marker``."""
+    data = b""
+    async with asyncio.timeout(timeout):
+        while marker not in data:
+            data += await pty.read()
+    return data
+
+
+def terminal_of(gateway: LocalGateway, kernel: AsyncKernel) -> Terminal:
+    return gateway.registry.get(gateway.access_key, kernel.kernel_id).terminal()
+
+
+async def test_echo_round_trip(kernel: AsyncKernel) -> None:
+    async with await kernel.stream_pty() as pty:
+        await pty.send('echo "@@$((40+2))@@"\n')
+        assert b"@@42@@" in await read_until(pty, b"@@42@@")
+
+
+async def test_shell_runs_in_the_work_dir_without_gateway_secrets(
+    gateway: LocalGateway, kernel: AsyncKernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir = gateway.registry.get(gateway.access_key, kernel.kernel_id).workdir
+    async with await kernel.stream_pty() as pty:
+        await pty.send('echo "@@$PWD@@${SORNA_SECRET_KEY-none}@@$TERM@@"\n')
+        out = await read_until(pty, b"xterm-256color@@")
+    assert f"@@{workdir}@@none@@xterm-256color@@".encode() in out
+
+
+async def test_resize_is_seen_by_stty(kernel: AsyncKernel) -> None:
+    async with await kernel.stream_pty() as pty:
+        await pty.resize(40, 132)
+        await pty.send('echo "@@$(stty size)@@"\n')
+        assert b"@@40 132@@" in await read_until(pty, b"132@@")
+
+
+async def test_all_byte_values_travel_intact_in_raw_mode(
+    gateway: LocalGateway, kernel: AsyncKernel
+) -> None:
+    every_byte = bytes(range(256))
+    async with await kernel.stream_pty() as pty:
+        await pty.send(
+            'stty raw -echo; printf "@@%s@@" $((1+2)); head -c 256 > bytes.bin;'
+            ' printf "<<%s>>" $((2+3)); cat bytes.bin; printf "<<%s>>" $((3+4)); stty sane\n'
+        )
+        await read_until(pty, b"@@3@@")  # the tty is raw and head is about to read
+        await pty.send(every_byte)
+        out = await read_until(pty, b"<<7>>")
+    assert out.split(b"<<5>>", 1)[1].split(b"<<7>>", 1)[0] == every_byte
+    workdir = gateway.registry.get(gateway.access_key, kernel.kernel_id).workdir
+    assert (workdir / "bytes.bin").read_bytes() == every_byte
+
+
+async def test_restart_gives_a_fresh_shell_on_the_same_connection(
+    gateway: LocalGateway, kernel: AsyncKernel
+) -> None:
+    async with await kernel.stream_pty() as pty:
+        await pty.send('MARK=kept; echo "@@${MARK:-unset}@@"\n')
+        await read_until(pty, b"@@kept@@")
+        old_pid = terminal_of(gateway, kernel).pid
+        await pty.restart()
+        await pty.send('echo "@@${MARK:-unset}@@"\n')
+        assert b"@@unset@@" in await read_until(pty, b"@@unset@@")
+        assert terminal_of(gateway, kernel).pid not in (None, old_pid)
+
+
+async def test_exit_starts_a_fresh_shell(gateway: LocalGateway, kernel: AsyncKernel) -> None:
+    async with await kernel.stream_pty() as pty:
+        await pty.send('MARK=kept; echo "@@${MARK:-unset}@@"\n')
+        await read_until(pty, b"@@kept@@")
+        terminal = terminal_of(gateway, kernel)
+        old_pid = terminal.pid
+        await pty.send("exit\n")
+        async with asyncio.timeout(10):
+            while terminal.pid in (None, old_pid):
+                await pty.read()
+        await pty.send('echo "@@${MARK:-unset}@@"\n')
+        assert b"@@unset@@" in await read_until(pty, b"@@unset@@")
+
+
+def test_reconnect_keeps_the_same_shell() -> None:
+    with LocalGateway.start_in_thread(pool_size=0) as gw, Session(gw.config()) as s:
+        kern = Kernel.get_or_create("bash", session=s)
+        with kern.stream_pty() as pty:
+            assert isinstance(pty, SyncStreamPty)
+            pty.send('MARK=kept; echo "@@${MARK:-unset}@@"\n')
+            data = b""
+            while b"@@kept@@" not in data:
+                data += pty.read(timeout=10)
+        with kern.stream_pty() as pty:
+            pty.send('echo "@@${MARK:-unset}@@"\n')
+            data = b""
+            while b"@@" + b"kept@@" not in data and b"@@unset@@" not in data:
+                data += pty.read(timeout=10)
+        assert b"@@kept@@" in data
+        assert b"@@unset@@" not in data
+
+
+async def test_bad_signature_is_refused_before_upgrade(
+    gateway: LocalGateway, kernel: AsyncKernel
+) -> None:
+    async with AsyncSession(gateway.config(secret_key="not-the-secret")) as bad:
+        with pytest.raises(AuthenticationError) as info:
+            await AsyncKernel(kernel.kernel_id, session=bad).stream_pty()
+    assert info.value.status == 401
+
+
+async def test_unknown_kernel_is_refused_before_upgrade(session: AsyncSession) -> None:
+    with pytest.raises(KernelNotFoundError) as info:
+        await AsyncKernel("0" * 32, session=session).stream_pty()
+    assert info.value.status == 404
+
+
+async def test_unsigned_upgrade_gets_problem_json(gateway: LocalGateway) -> None:
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    async with httpx.AsyncClient(base_url=gateway.endpoint) as http:
+        response = await http.get("/v2/stream/kernel/abc/pty", headers=headers)
+    assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json()["type"].endswith("/invalid-auth-params")
+
+
+async def test_destroying_the_kernel_closes_the_stream_with_4404(kernel: AsyncKernel) -> None:
+    pty = await kernel.stream_pty()
+    await pty.send('echo "@@$((1+1))@@"\n')
+    await read_until(pty, b"@@2@@")
+    await kernel.destroy()
+    with pytest.raises(PtyError) as info:
+        async with asyncio.timeout(10):
+            async for _chunk in pty:
+                pass
+    assert info.value.code == 4404
+    assert info.value.reason == "kernel destroyed"
+    await pty.close()
+
+
+async def test_gateway_shutdown_closes_the_stream_with_1001(session: AsyncSession) -> None:
+    async with LocalGateway(pool_size=0) as gw, AsyncSession(gw.config()) as s:
+        kern = await AsyncKernel.get_or_create("bash", session=s)
+        pty = await kern.stream_pty()
+        await pty.send('echo "@@$((1+1))@@"\n')
+        await read_until(pty, b"@@2@@")
+        closing = asyncio.create_task(gw.close())
+        with pytest.raises(PtyError) as info:
+            async with asyncio.timeout(10):
+                async for _chunk in pty:
+                    pass
+        await closing
+        await pty.close()
+    assert info.value.code == 1001
+
+
+async def test_slow_reader_is_held_back_and_loses_nothing(
+    gateway: LocalGateway, kernel: AsyncKernel
+) -> None:
+    total = 20_000_000
+    async with await kernel.stream_pty() as pty:
+        await pty.send('echo "@@$((2+2))@@"\n')
+        await read_until(pty, b"@@4@@")
+        terminal = terminal_of(gateway, kernel)
+        await pty.send(f'head -c {total} /dev/zero; echo "@@$((1+1))@@"\n')
+        await asyncio.sleep(2.5)  # not reading: the gateway must stop reading the pty
+        assert not terminal.reading
+        assert terminal.buffered_bytes <= terminal.high_water + 64 * 1024
+        zeros = 0
+        tail = b""
+        async with asyncio.timeout(30):
+            while b"@@2@@" not in tail:
+                chunk = await pty.read()
+                zeros += chunk.count(0)
+                tail = tail[-8:] + chunk
+        assert zeros == total
+        assert terminal.buffered_bytes < terminal.high_water
+
+
+async def test_malformed_frames_close_with_1007_and_the_gateway_keeps_serving(
+    session: AsyncSession, kernel: AsyncKernel
+) -> None:
+    url, headers = _handshake(session, kernel.kernel_id)
+    bad_frames: list[str | bytes] = [
+        "not json",
+        json.dumps({"type": "stdin", "chars": "%%%"}),
+        json.dumps({"type": "resize", "rows": 0, "cols": 80}),
+        json.dumps({"type": "launch-missiles"}),
+        json.dumps([1, 2]),
+        b"\x00binary",
+    ]
+    for frame in bad_frames:
+        async with connect(url, additional_headers=headers, compression=None) as ws:
+            await ws.send(frame)
+            with pytest.raises(ConnectionClosed) as info:
+                async with asyncio.timeout(5):
+                    while True:
+                        await ws.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == (1003 if isinstance(frame, bytes) else 1007), frame
+    async with await kernel.stream_pty() as pty:
+        await pty.send('echo "@@$((40+2))@@"\n')
+        assert b"@@42@@" in await read_until(pty, b"@@42@@")
+
+
+async def test_ping_keeps_the_kernel_alive() -> None:
+    async with LocalGateway(pool_size=0, idle_timeout=1.0) as gw, AsyncSession(gw.config()) as s:
+        pinged = await AsyncKernel.get_or_create("bash", session=s)
+        idle = await AsyncKernel.get_or_create("bash", session=s)
+        async with await pinged.stream_pty() as pty:
+            for _ in range(10):
+                await pty.ping()
+                await asyncio.sleep(0.25)
+            info = await pinged.get_info()
+            assert info.idle < 1000
+        with pytest.raises(KernelNotFoundError):
+            await idle.get_info()
