@@ -48,7 +48,8 @@ def _comparable(sig: inspect.Signature) -> list[tuple[str, object, object]]:
 
 
 @pytest.mark.parametrize(
-    ("sync_cls", "async_cls"), [(Kernel, AsyncKernel), (Session, AsyncSession)]
+    ("sync_cls", "async_cls"),
+    [(Kernel, AsyncKernel), (Session, AsyncSession), (SyncStreamPty, StreamPty)],
 )
 def test_sync_and_async_twins_have_the_same_methods(sync_cls: type, async_cls: type) -> None:
     sync_methods = _public_methods(sync_cls)
