@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -184,29 +184,49 @@ def _rss_kib(pid: int) -> int:
 
 
 def bench_throughput(gw: Gateway, concurrency: int, rounds: int) -> dict[str, float]:
-    """(e) 50 kernels, each executing ``print(1)`` ``rounds`` times, all at once."""
+    """(e) ``concurrency`` kernels each executing ``print(1)`` ``rounds`` times, all at once,
+    through AsyncKernel and through raw httpx (one AsyncClient, same limits) in the same run."""
 
     async def main() -> dict[str, float]:
-        limits = httpx.Limits(max_connections=concurrency)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(limits=limits) as client:
             session = AsyncSession(gw.config, http_client=client)
             kernels = await asyncio.gather(
                 *(AsyncKernel.get_or_create("python3", session=session) for _ in range(concurrency))
             )
-
-            async def loop(kern: AsyncKernel) -> None:
-                for _ in range(rounds):
-                    await kern.execute("print(1)")
-
             await asyncio.gather(*(k.execute("print(0)") for k in kernels))
-            start = time.perf_counter()
-            await asyncio.gather(*(loop(k) for k in kernels))
-            elapsed = time.perf_counter() - start
-            await asyncio.gather(*(k.destroy() for k in kernels))
-        total = concurrency * rounds
-        return {"executes": total, "seconds": elapsed, "per_second": total / elapsed}
+            sdk = await _rate(kernels, rounds, lambda k: k.execute("print(1)"))
+        auth = MinimalSigner(gw.config.access_key, gw.config.secret_key)
+        body = b'{"mode": "query", "code": "print(1)"}'
+        headers = {"Content-Type": "application/json"}
+        async with httpx.AsyncClient(limits=limits, auth=auth) as raw:
+
+            async def raw_execute(kern: AsyncKernel) -> None:
+                url = f"{gw.config.endpoint}/v2/kernel/{kern.kernel_id}"
+                response = await raw.post(url, content=body, headers=headers)
+                response.raise_for_status()
+                response.json()
+
+            base = await _rate(kernels, rounds, raw_execute)
+        async with AsyncSession(gw.config) as closer:
+            await asyncio.gather(
+                *(AsyncKernel(k.kernel_id, session=closer).destroy() for k in kernels)
+            )
+        return {"sdk_per_second": sdk, "raw_per_second": base, "ratio": base / sdk}
 
     return asyncio.run(main())
+
+
+async def _rate(
+    kernels: list[AsyncKernel], rounds: int, call: Callable[[AsyncKernel], Awaitable[Any]]
+) -> float:
+    async def loop(kern: AsyncKernel) -> None:
+        for _ in range(rounds):
+            await call(kern)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(loop(k) for k in kernels))
+    return len(kernels) * rounds / (time.perf_counter() - start)
 
 
 def main() -> int:
@@ -254,7 +274,9 @@ def report(results: dict[str, Any]) -> None:
         ("    cold / pool", f"{cold['p50_ms'] / pool['p50_ms']:.1f}x", ""),
         ("(d) idle python3 kernel RSS", f"{d['kernel_rss_mib']:.1f} MiB", "target < 20 MB"),
         ("    bare python3 RSS (baseline)", f"{d['bare_python_rss_mib']:.1f} MiB", ""),
-        ("(e) 50 concurrent async executes", f"{e['per_second']:.0f} /s", ""),
+        ("(e) 50 concurrent executes, AsyncKernel", f"{e['sdk_per_second']:.0f} /s", ""),
+        ("    same through raw httpx", f"{e['raw_per_second']:.0f} /s", ""),
+        ("    AsyncKernel time / raw httpx time", f"{e['ratio']:.3f}x", ""),
     ]
     for key, value in results.items():
         if key.startswith("f_"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._run import RunState
-from ..exceptions import ExecutionError, InvalidArgumentError
+from ..exceptions import ExecutionError, InvalidArgumentError, KernelNotFoundError
 from ..kernels import Kernel
 from ..models import ExecMode, ExecutionResult
 from ..session import Session
@@ -54,7 +55,7 @@ def run_command(
         result = _loop(kern, first, mode, opts, printer, as_json, answer)
     finally:
         if token is None:
-            kern.destroy()
+            _discard(kern)
     if as_json:
         print(json.dumps({"kernelId": kern.kernel_id, **result.to_dict()}), flush=True)
     return _exit_status(result, printer)
@@ -89,6 +90,12 @@ def _loop(
             raise ExecutionError(
                 "the program asked for input, but standard input is closed"
             ) from None
+
+
+def _discard(kern: Kernel) -> None:
+    """Destroy a temporary kernel; an exec timeout may have destroyed it already."""
+    with contextlib.suppress(KernelNotFoundError):
+        kern.destroy()
 
 
 def _read_line(prompt: str, is_password: bool) -> str:

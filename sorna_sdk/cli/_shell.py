@@ -5,6 +5,7 @@ Press the escape key, Ctrl-] (``0x1d``), to leave; the terminal is restored on e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -14,7 +15,7 @@ import threading
 import tty
 from types import FrameType
 
-from ..exceptions import PtyError
+from ..exceptions import KernelNotFoundError, PtyError
 from ..kernels import Kernel
 from ..pty import SyncStreamPty
 from ..session import Session
@@ -40,7 +41,8 @@ def shell_command(session: Session, *, lang: str, token: str | None, printer: Pr
             return _attach(pty, stdin_fd, stdout_fd)
     finally:
         if token is None:
-            kern.destroy()
+            with contextlib.suppress(KernelNotFoundError):
+                kern.destroy()
 
 
 def _attach(pty: SyncStreamPty, stdin_fd: int, stdout_fd: int) -> int:
