@@ -13,6 +13,8 @@ Semantics worth knowing:
   ``finished`` of a batch step carries ``options: {"exitCode": N}``.
 * bash kernels run each query as a separate ``bash -c`` in the work dir: files persist,
   shell variables do not. Their stdout/stderr interleaving is only as exact as two pipes allow.
+* The kernel's terminal (``terminal.py``, the PTY stream) is a separate ``bash -i`` in the same
+  work dir: restarting the kernel restarts it, and ending the kernel closes it (4404).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sorna_sdk.local.files import Snapshot, new_output_files, output_snapshot, w
 from sorna_sdk.local.limits import KernelLimits, RuntimeSettings
 from sorna_sdk.local.pool import DriverLauncher
 from sorna_sdk.local.process import DriverProcess, Item
+from sorna_sdk.local.terminal import Terminal
 
 __all__ = ["MODES", "LocalKernel"]
 
@@ -85,6 +88,7 @@ class LocalKernel:
         self._armed_at = 0.0
         self._watchdog: asyncio.Task[None] | None = None
         self.gone_reason = ""
+        self._terminal: Terminal | None = None
         self._attach(proc)
 
     # ---- public API -----------------------------------------------------------------------
@@ -171,6 +175,15 @@ class LocalKernel:
             self._attach(proc)
             self._state = _State.IDLE
             self._plan = None
+            if self._terminal is not None:
+                await self._terminal.restart()  # fresh state includes a fresh shell
+
+    def terminal(self) -> Terminal:
+        """The kernel's terminal (created on first use; its shell starts with a subscriber)."""
+        self._require()
+        if self._terminal is None:
+            self._terminal = Terminal(self.workdir)
+        return self._terminal
 
     def info(self) -> dict[str, Any]:
         """Kernel info of spec §5.2 with wire (camelCase) names."""
@@ -207,6 +220,8 @@ class LocalKernel:
             self.gone_reason = reason
         self._disarm()
         self._proc.on_exit = None
+        if self._terminal is not None:
+            await self._terminal.close()  # subscribers see 4404 "kernel destroyed"
         await self._proc.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -1,7 +1,8 @@
 """The gateway's HTTP front: the aiohttp routes of spec §5, the checks of §3.3, RFC 7807 errors.
 
-This is the only module of the gateway that knows aiohttp. Kernels come from a
-registry (see ``registry.py``); every failure leaves as ``application/problem+json``.
+This and ``pty_stream.py`` (the PTY WebSocket bridge) are the gateway's only aiohttp modules.
+Kernels come from a registry (see ``registry.py``); every failure leaves as
+``application/problem+json``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from ..auth import (
     parse_date,
     verify,
 )
-from .errors import GatewayProblem
+from .errors import GatewayProblem, KernelNotFound
+from .pty_stream import MAX_FRAME, bridge
 from .ratelimit import RateLimiter, RateState
+from .terminal import CLOSE_SHUTDOWN, Subscription, Terminal, TerminalClosed
 
 __all__ = ["SERVER_NAME", "KernelHandle", "Kernels", "ServerLimits", "create_app"]
 
@@ -67,6 +70,8 @@ class KernelHandle(Protocol):
     async def restart(self) -> None: ...
     def info(self) -> dict[str, Any]: ...
     async def upload(self, files: list[tuple[str, bytes]]) -> None: ...
+    def touch(self) -> None: ...
+    def terminal(self) -> Terminal: ...
 
 
 class Kernels(Protocol):
@@ -155,6 +160,7 @@ class _Gateway:
         self.keys = dict(keys)
         self.limits = limits
         self.rates = RateLimiter(limits.rate_limit)
+        self.pty_streams: set[Subscription] = set()
 
     # -- middleware -----------------------------------------------------------------
 
@@ -309,8 +315,33 @@ class _Gateway:
         return _NoContent()
 
     async def pty(self, request: web.Request) -> web.StreamResponse:
-        self._kernel(request)
-        raise Problem(503, "not-implemented", "This API query is not implemented.")
+        # Everything that can refuse (auth in the middleware, 404, no upgrade) comes before
+        # prepare(): after the 101 only close codes can tell the client what went wrong.
+        kernel = self._kernel(request)
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME)
+        if not ws.can_prepare(request).ok:
+            raise Problem(400, "generic-bad-request", "Bad request. (WebSocket upgrade expected.)")
+        terminal = kernel.terminal()
+        try:
+            sub = await terminal.subscribe()
+        except TerminalClosed:
+            raise KernelNotFound(f"kernel {kernel.kernel_id} was destroyed") from None
+        except OSError:
+            log.exception("the terminal of kernel %s could not start", kernel.kernel_id)
+            raise Problem(503, "service-unavailable", "The terminal could not start.") from None
+        self.pty_streams.add(sub)
+        try:
+            await ws.prepare(request)
+            await bridge(ws, kernel, terminal, sub)
+        finally:
+            self.pty_streams.discard(sub)
+            sub.close()
+        return ws
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Close the open PTY streams first: the server waits for its handlers to end."""
+        for sub in list(self.pty_streams):
+            sub.close(CLOSE_SHUTDOWN, "gateway shutting down")
 
     async def not_implemented(self, request: web.Request) -> web.StreamResponse:
         raise Problem(503, "not-implemented", "This API query is not implemented.")
@@ -511,6 +542,7 @@ def create_app(
         client_max_size=gateway.limits.max_request_bytes,
     )
     app.on_response_prepare.append(_on_prepare)
+    app.on_shutdown.append(gateway.on_shutdown)
     router = app.router
     for prefix in _PREFIXES:
         kernel = f"{prefix}/kernel/{{kernel_id}}"

@@ -262,14 +262,14 @@ def test_legacy_v1_prefix(api: httpx.Client) -> None:
     assert response.json() == reference("40-v1-authorize")["response"]["body_json"]
 
 
-def test_pty_route_placeholder(api: httpx.Client) -> None:
+def test_pty_route_without_upgrade(api: httpx.Client) -> None:
     unknown = api.get(f"/v2/stream/kernel/{uuid.uuid4().hex}/pty")
     assert unknown.status_code == 404
     assert unknown.json()["type"] == PROBS + "kernel-not-found"
     kernel_id = create(api).json()["kernelId"]
-    known = api.get(f"/v2/stream/kernel/{kernel_id}/pty")
-    assert known.status_code == 503
-    assert known.json()["type"] == PROBS + "not-implemented"
+    known = api.get(f"/v2/stream/kernel/{kernel_id}/pty")  # a plain GET, no WebSocket upgrade
+    assert known.status_code == 400
+    assert known.json()["type"] == PROBS + "generic-bad-request"
 
 
 def test_too_large_body(api: httpx.Client) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from sorna_sdk import AsyncKernel, AsyncSession, Kernel, Session
 from sorna_sdk.exceptions import AuthenticationError, KernelNotFoundError, PtyError
 from sorna_sdk.local import LocalGateway
-from sorna_sdk.local.terminal import Terminal
+from sorna_sdk.local.terminal import CLOSE_DROPPED, Subscription, Terminal
 from sorna_sdk.pty import StreamPty, SyncStreamPty, _handshake
 
 pytestmark = pytest.mark.timeout(60)
@@ -46,6 +49,38 @@ async def read_until(pty: StreamPty, marker: bytes, timeout: float = 10.0) -> by
     return data
 
 
+async def read_match(pty: StreamPty, pattern: bytes, timeout: float = 10.0) -> bytes:
+    """The first group of ``pattern`` once it appears in the output."""
+    data = b""
+    async with asyncio.timeout(timeout):
+        while (match := re.search(pattern, data)) is None:
+            data += await pty.read()
+    return match.group(1)
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as ended)."""
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+async def drain_until(sub: Subscription, marker: bytes, timeout: float = 10.0) -> int:
+    """Read ``sub`` until ``marker`` appears; the byte count."""
+    data = b""
+    count = 0
+    async with asyncio.timeout(timeout):
+        while marker not in data:
+            chunk = await sub.get()
+            assert chunk is not None, "the subscription ended"
+            count += len(chunk)
+            data = data[-len(marker) :] + chunk
+    return count
+
+
 def terminal_of(gateway: LocalGateway, kernel: AsyncKernel) -> Terminal:
     return gateway.registry.get(gateway.access_key, kernel.kernel_id).terminal()
 
@@ -59,6 +94,7 @@ async def test_echo_round_trip(kernel: AsyncKernel) -> None:
 async def test_shell_runs_in_the_work_dir_without_gateway_secrets(
     gateway: LocalGateway, kernel: AsyncKernel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SORNA_SECRET_KEY", "leak")
     workdir = gateway.registry.get(gateway.access_key, kernel.kernel_id).workdir
     async with await kernel.stream_pty() as pty:
         await pty.send('echo "@@$PWD@@${SORNA_SECRET_KEY-none}@@$TERM@@"\n')
@@ -129,7 +165,7 @@ def test_reconnect_keeps_the_same_shell() -> None:
         with kern.stream_pty() as pty:
             pty.send('echo "@@${MARK:-unset}@@"\n')
             data = b""
-            while b"@@" + b"kept@@" not in data and b"@@unset@@" not in data:
+            while b"@@kept@@" not in data and b"@@unset@@" not in data:
                 data += pty.read(timeout=10)
         assert b"@@kept@@" in data
         assert b"@@unset@@" not in data
@@ -164,10 +200,14 @@ async def test_unsigned_upgrade_gets_problem_json(gateway: LocalGateway) -> None
     assert response.json()["type"].endswith("/invalid-auth-params")
 
 
-async def test_destroying_the_kernel_closes_the_stream_with_4404(kernel: AsyncKernel) -> None:
+async def test_destroying_the_kernel_closes_the_stream_with_4404(
+    gateway: LocalGateway, kernel: AsyncKernel
+) -> None:
     pty = await kernel.stream_pty()
-    await pty.send('echo "@@$((1+1))@@"\n')
-    await read_until(pty, b"@@2@@")
+    await pty.send('(trap "" HUP; exec sleep 1000) & echo "@@$!@@"\n')  # deaf to SIGHUP
+    job = int(await read_match(pty, rb"@@(\d+)@@"))
+    shell = terminal_of(gateway, kernel).pid
+    assert shell is not None and process_alive(job)
     await kernel.destroy()
     with pytest.raises(PtyError) as info:
         async with asyncio.timeout(10):
@@ -176,9 +216,11 @@ async def test_destroying_the_kernel_closes_the_stream_with_4404(kernel: AsyncKe
     assert info.value.code == 4404
     assert info.value.reason == "kernel destroyed"
     await pty.close()
+    assert not process_alive(shell)
+    assert not process_alive(job)  # even a job that ignores SIGHUP ends with the shell
 
 
-async def test_gateway_shutdown_closes_the_stream_with_1001(session: AsyncSession) -> None:
+async def test_gateway_shutdown_closes_the_stream_with_1001() -> None:
     async with LocalGateway(pool_size=0) as gw, AsyncSession(gw.config()) as s:
         kern = await AsyncKernel.get_or_create("bash", session=s)
         pty = await kern.stream_pty()
@@ -238,6 +280,7 @@ async def test_malformed_frames_close_with_1007_and_the_gateway_keeps_serving(
                         await ws.recv()
         assert info.value.rcvd is not None
         assert info.value.rcvd.code == (1003 if isinstance(frame, bytes) else 1007), frame
+        assert info.value.rcvd.reason, frame
     async with await kernel.stream_pty() as pty:
         await pty.send('echo "@@$((40+2))@@"\n')
         assert b"@@42@@" in await read_until(pty, b"@@42@@")
@@ -247,11 +290,63 @@ async def test_ping_keeps_the_kernel_alive() -> None:
     async with LocalGateway(pool_size=0, idle_timeout=1.0) as gw, AsyncSession(gw.config()) as s:
         pinged = await AsyncKernel.get_or_create("bash", session=s)
         idle = await AsyncKernel.get_or_create("bash", session=s)
-        async with await pinged.stream_pty() as pty:
+        async with await pinged.stream_pty() as pty, await idle.stream_pty() as idle_pty:
             for _ in range(10):
                 await pty.ping()
                 await asyncio.sleep(0.25)
             info = await pinged.get_info()
             assert info.idle < 1000
+            # An open stream alone does not keep a kernel alive; reaping closes it with 4404.
+            with pytest.raises(PtyError) as closed:
+                async with asyncio.timeout(5):
+                    async for _chunk in idle_pty:
+                        pass
+            assert closed.value.code == 4404
         with pytest.raises(KernelNotFoundError):
             await idle.get_info()
+
+
+async def test_kernel_restart_restarts_the_terminal(
+    gateway: LocalGateway, kernel: AsyncKernel
+) -> None:
+    async with await kernel.stream_pty() as pty:
+        await pty.send('MARK=kept; echo "@@${MARK:-unset}@@"\n')
+        await read_until(pty, b"@@kept@@")
+        old_pid = terminal_of(gateway, kernel).pid
+        await kernel.restart()
+        await pty.send('echo "@@${MARK:-unset}@@"\n')
+        assert b"@@unset@@" in await read_until(pty, b"@@unset@@")
+    assert old_pid is not None and not process_alive(old_pid)
+
+
+async def test_output_fans_out_and_a_lagging_subscriber_is_dropped(tmp_path: Path) -> None:
+    terminal = Terminal(tmp_path, high_water=64 * 1024, low_water=16 * 1024, max_buffer=512 * 1024)
+    try:
+        fast, slow = await terminal.subscribe(), await terminal.subscribe()
+        await terminal.write(b'head -c 3000000 /dev/zero; echo "@@$((1+1))@@"\n')
+        seen = b""
+        async with asyncio.timeout(20):
+            while b"@@2@@" not in seen[-64:]:
+                seen = seen[-64:] + (await fast.get() or b"")
+        assert slow.close_code == CLOSE_DROPPED
+        assert slow.buffered == 0
+        assert await slow.get() is None
+        assert terminal.subscribers == 1
+    finally:
+        await terminal.close()
+    assert fast.close_code == 4404
+
+
+async def test_a_stuck_subscriber_is_dropped_after_the_stall_timeout(tmp_path: Path) -> None:
+    terminal = Terminal(tmp_path, high_water=64 * 1024, low_water=16 * 1024, stall_timeout=0.5)
+    try:
+        stuck = await terminal.subscribe()
+        await terminal.write(b"head -c 3000000 /dev/zero\n")
+        await asyncio.sleep(1.5)  # paused for longer than the stall timeout
+        assert stuck.close_code == CLOSE_DROPPED
+        assert terminal.buffered_bytes == 0
+        assert not terminal.reading  # nobody left to read for: the shell waits
+        again = await terminal.subscribe()
+        assert await drain_until(again, b"\0" * 1024) > 0  # output resumes for a newcomer
+    finally:
+        await terminal.close()
