@@ -36,3 +36,10 @@ def test_testing_doc_mock_transport_recipe_runs() -> None:
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "docs").glob("*.md")))
 def test_docs_are_listed_in_mkdocs_nav(name: str) -> None:
     assert name in (ROOT / "mkdocs.yml").read_text()
+
+
+def test_make_demo_runs_the_readme_examples() -> None:
+    from sorna_sdk.local.demo import ASYNC_EXAMPLE, PTY_EXAMPLE, SYNC_EXAMPLE
+
+    blocks = python_blocks(ROOT / "README.md")
+    assert blocks[:3] == [SYNC_EXAMPLE, ASYNC_EXAMPLE, PTY_EXAMPLE]

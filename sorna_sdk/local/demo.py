@@ -15,7 +15,7 @@ import tempfile
 import textwrap
 import time
 
-__all__ = ["ASYNC_EXAMPLE", "SYNC_EXAMPLE", "main"]
+__all__ = ["ASYNC_EXAMPLE", "PTY_EXAMPLE", "SYNC_EXAMPLE", "main"]
 
 SYNC_EXAMPLE = textwrap.dedent(
     """\
@@ -38,6 +38,25 @@ ASYNC_EXAMPLE = textwrap.dedent(
         result = await kern.execute('print("hello world")', mode='query')
         print(result['console'])
         await kern.destroy()
+
+    asyncio.run(main())
+    """
+)
+
+PTY_EXAMPLE = textwrap.dedent(
+    """\
+    import asyncio
+    from sorna_sdk import AsyncKernel
+
+    async def main() -> None:
+        kern = await AsyncKernel.get_or_create('bash', client_token='abc-terminal')
+        async with kern, await kern.stream_pty() as pty:
+            await pty.send('echo "the terminal says $((6 * 7))"\\n')
+            output = b''
+            while b'the terminal says 42' not in output:
+                output += await pty.read(timeout=10)
+            lines = output.decode(errors='replace').splitlines()
+            print(next(line for line in lines if line.startswith('the terminal says')))
 
     asyncio.run(main())
     """
@@ -78,6 +97,7 @@ def main() -> int:
         try:
             _run_example("synchronous example", SYNC_EXAMPLE, exports)
             _run_example("asynchronous example", ASYNC_EXAMPLE, exports)
+            _run_example("terminal (PTY) example", PTY_EXAMPLE, exports)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             print(f"demo failed: {exc}", file=sys.stderr)
             return 1

@@ -1,0 +1,87 @@
+"""``sorna shell`` driven through a real pseudo-terminal, as a person at a keyboard would."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+from sorna_sdk import APIConfig
+
+# Makes the pty our child's controlling terminal, so it gets SIGWINCH on resize.
+CTTY_SHIM = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+class Screen:
+    """Reads what the child writes to its terminal."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.seen = b""
+
+    def expect(self, needle: bytes, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"never saw {needle!r}; screen so far: {self.seen[-600:]!r}"
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    chunk = b""
+                assert chunk, f"terminal closed before {needle!r}: {self.seen[-600:]!r}"
+                self.seen += chunk
+
+    def type(self, text: bytes) -> None:
+        os.write(self.fd, text)
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def test_sorna_shell_is_usable_and_follows_resizes(sorna_config: APIConfig) -> None:
+    master, slave = os.openpty()
+    set_size(slave, 24, 80)
+    cooked = termios.tcgetattr(slave)
+    env = {
+        **os.environ,
+        "SORNA_ENDPOINT": sorna_config.endpoint,
+        "SORNA_ACCESS_KEY": sorna_config.access_key,
+        "SORNA_SECRET_KEY": sorna_config.secret_key,
+        "TERM": "xterm",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTTY_SHIM, sys.executable, "-m", "sorna_sdk.cli", "shell", "bash"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    screen = Screen(master)
+    try:
+        screen.expect(b"press Ctrl-] to leave")
+        screen.type(b'echo "@@$((40 + 2))@@"\r')
+        screen.expect(b"@@42@@")
+        screen.type(b"stty size\r")
+        screen.expect(b"24 80")
+        set_size(master, 33, 101)  # the kernel sends SIGWINCH to `sorna shell`
+        time.sleep(0.3)
+        screen.type(b"stty size\r")
+        screen.expect(b"33 101")
+        assert termios.tcgetattr(master)[3] & termios.ICANON == 0  # raw while attached
+        screen.type(b"\x1d")  # Ctrl-]: leave
+        assert proc.wait(timeout=15) == 0
+        assert termios.tcgetattr(master)[3] == cooked[3]  # the terminal is restored
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
