@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
+import pty_bench
 
 from sorna_sdk import APIConfig, AsyncKernel, AsyncSession, Kernel, Session
 
@@ -245,17 +246,14 @@ def main() -> int:
         results["e_throughput"] = bench_throughput(gw, 50, 20 if args.quick else 100)
     with gateway("--pool-size", "0") as gw:
         results["c_create_cold"] = bench_create(gw, 20 if args.quick else 50, pause=0.0)
-    results.update(extra_benchmarks())
+        results["f_pty"] = pty_bench.run(
+            gw.config, n=5_000_000 if args.quick else 20_000_000, samples=50 if args.quick else 200
+        )
     report(results)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)
     return 0
-
-
-def extra_benchmarks() -> dict[str, Any]:
-    """Hook for benchmarks added by later features (PTY throughput)."""
-    return {}
 
 
 def report(results: dict[str, Any]) -> None:
@@ -278,9 +276,14 @@ def report(results: dict[str, Any]) -> None:
         ("    same through raw httpx", f"{e['raw_per_second']:.0f} /s", ""),
         ("    AsyncKernel time / raw httpx time", f"{e['ratio']:.3f}x", ""),
     ]
-    for key, value in results.items():
-        if key.startswith("f_"):
-            rows.extend((f"{key} {k}", f"{v:.3f}", "") for k, v in value.items())
+    f = results["f_pty"]
+    rows += [
+        ("(f) PTY throughput, gateway + SDK", f"{f['sdk_mb_per_s']:.1f} MB/s", ""),
+        ("    raw local pty (baseline)", f"{f['raw_mb_per_s']:.1f} MB/s", ""),
+        ("    SDK / raw", f"{f['ratio']:.2f}x", "target >= 0.5"),
+        ("    PTY echo p50, gateway + SDK", ms(f["sdk_echo_p50_ms"] / 1000), ""),
+        ("    PTY echo p50, raw local pty", ms(f["raw_echo_p50_ms"] / 1000), ""),
+    ]
     width = max(len(r[0]) for r in rows)
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>16}  {target}")
