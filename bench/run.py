@@ -218,6 +218,48 @@ def bench_throughput(gw: Gateway, concurrency: int, rounds: int) -> dict[str, fl
     return asyncio.run(main())
 
 
+def bench_http_clients(gw: Gateway, concurrency: int, rounds: int) -> dict[str, float]:
+    """(e') unsigned ``GET /v2`` at the same concurrency: httpx's AsyncClient against
+    aiohttp's client, to show which part of (e) the HTTP client accounts for."""
+    import aiohttp
+
+    url = f"{gw.config.endpoint}/v2"
+
+    def date() -> dict[str, str]:
+        return {"Date": datetime.now(timezone.utc).isoformat()}
+
+    async def timed_loops(get: Callable[[], Awaitable[None]]) -> float:
+        async def loop() -> None:
+            for _ in range(rounds):
+                await get()
+
+        await asyncio.gather(*(loop() for _ in range(concurrency)))  # warm the pool
+        start = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        return concurrency * rounds / (time.perf_counter() - start)
+
+    async def main() -> dict[str, float]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits) as client:
+
+            async def httpx_get() -> None:
+                (await client.get(url, headers=date())).raise_for_status()
+
+            httpx_rate = await timed_loops(httpx_get)
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def aiohttp_get() -> None:
+                async with session.get(url, headers=date()) as response:
+                    response.raise_for_status()
+                    await response.read()
+
+            aiohttp_rate = await timed_loops(aiohttp_get)
+        return {"httpx_per_second": httpx_rate, "aiohttp_per_second": aiohttp_rate}
+
+    return asyncio.run(main())
+
+
 async def _rate(
     kernels: list[AsyncKernel], rounds: int, call: Callable[[AsyncKernel], Awaitable[Any]]
 ) -> float:
@@ -244,6 +286,7 @@ def main() -> int:
         results["c_create_pool"] = bench_create(gw, 30 if args.quick else 100, pause=0.15)
         results["d_idle_rss"] = bench_idle_rss(gw)
         results["e_throughput"] = bench_throughput(gw, 50, 20 if args.quick else 100)
+        results["e_clients"] = bench_http_clients(gw, 50, 20 if args.quick else 60)
     with gateway("--pool-size", "0") as gw:
         results["c_create_cold"] = bench_create(gw, 20 if args.quick else 50, pause=0.0)
         results["f_pty"] = pty_bench.run(
@@ -259,7 +302,7 @@ def main() -> int:
 def report(results: dict[str, Any]) -> None:
     a, b = results["a_overhead"], results["b_execute"]
     pool, cold = results["c_create_pool"], results["c_create_cold"]
-    d, e = results["d_idle_rss"], results["e_throughput"]
+    d, e, hc = results["d_idle_rss"], results["e_throughput"], results["e_clients"]
     rows = [
         ("machine", results["machine"], ""),
         ("(a) get_info via Kernel / raw httpx", f"{a['ratio']:.3f}x", "target <= 1.3"),
@@ -275,6 +318,8 @@ def report(results: dict[str, Any]) -> None:
         ("(e) 50 concurrent executes, AsyncKernel", f"{e['sdk_per_second']:.0f} /s", ""),
         ("    same through raw httpx", f"{e['raw_per_second']:.0f} /s", ""),
         ("    AsyncKernel time / raw httpx time", f"{e['ratio']:.3f}x", ""),
+        ("    GET /v2 x50 at once, httpx AsyncClient", f"{hc['httpx_per_second']:.0f} /s", ""),
+        ("    GET /v2 x50 at once, aiohttp client", f"{hc['aiohttp_per_second']:.0f} /s", ""),
     ]
     f = results["f_pty"]
     rows += [

@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sorna_sdk.local.registry import KernelRegistry, LocalKernel, RuntimeSettings
 
-Result = dict[str, Any]
+from .helpers import run, text
+
 BATCH_ALL = {"build": "*", "buildLog": True, "exec": "*"}
 
 
@@ -26,19 +26,6 @@ async def registry(tmp_path: Path) -> AsyncIterator[KernelRegistry]:
 async def kernel_for(registry: KernelRegistry, lang: str) -> LocalKernel:
     kernel, _ = await registry.get_or_create("owner", "token-1234", lang)
     return kernel
-
-
-async def run(
-    kernel: LocalKernel, code: str, mode: str = "query", opts: Any = None
-) -> list[Result]:
-    results = [await kernel.execute(mode, code, opts)]
-    while results[-1]["status"] == "continued":
-        results.append(await kernel.execute(mode, "", opts))
-    return results
-
-
-def text(results: list[Result], kind: str = "stdout") -> str:
-    return "".join(data for r in results for k, data in r["console"] if k == kind)
 
 
 async def test_lua_print_state_errors_and_input(registry: KernelRegistry) -> None:

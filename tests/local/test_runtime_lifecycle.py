@@ -16,9 +16,9 @@ from sorna_sdk.local.errors import KernelNotFound
 from sorna_sdk.local.languages import available_languages
 from sorna_sdk.local.limits import KernelLimits, resolve_limits
 from sorna_sdk.local.pool import DriverLauncher
-from sorna_sdk.local.registry import KernelRegistry, LocalKernel, RuntimeSettings
+from sorna_sdk.local.registry import KernelRegistry, RuntimeSettings
 
-Result = dict[str, Any]
+from .helpers import run, text
 
 
 def settings(tmp_path: Path, **kwargs: Any) -> RuntimeSettings:
@@ -32,17 +32,6 @@ async def registry(tmp_path: Path) -> AsyncIterator[KernelRegistry]:
     await reg.start()
     yield reg
     await reg.close()
-
-
-async def run(kernel: LocalKernel, code: str) -> list[Result]:
-    results = [await kernel.execute("query", code, None)]
-    while results[-1]["status"] == "continued":
-        results.append(await kernel.execute("query", "", None))
-    return results
-
-
-def text(results: list[Result], kind: str = "stdout") -> str:
-    return "".join(data for r in results for k, data in r["console"] if k == kind)
 
 
 def is_gone(pid: int) -> bool:

@@ -6,14 +6,13 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sorna_sdk.local.errors import InvalidParameters, UnknownLanguage
 from sorna_sdk.local.registry import KernelRegistry, LocalKernel, RuntimeSettings
 
-Result = dict[str, Any]
+from .helpers import run, text
 
 
 @pytest.fixture
@@ -29,19 +28,6 @@ async def py(registry: KernelRegistry) -> LocalKernel:
     kernel, created = await registry.get_or_create("owner", "token-1234", "python")
     assert created
     return kernel
-
-
-async def run(
-    kernel: LocalKernel, code: str, mode: str = "query", opts: Any = None
-) -> list[Result]:
-    results = [await kernel.execute(mode, code, opts)]
-    while results[-1]["status"] == "continued":
-        results.append(await kernel.execute(mode, "", opts))
-    return results
-
-
-def text(results: list[Result], kind: str = "stdout") -> str:
-    return "".join(data for r in results for k, data in r["console"] if k == kind)
 
 
 async def test_state_persists(py: LocalKernel) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -16,41 +13,7 @@ from sorna_sdk._constants import API_VERSION
 from sorna_sdk.auth import HMACAuth, sign
 from sorna_sdk.local import LocalGateway, RunningGateway
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2].parent / "shared/spec/reference-transcripts"
-PROBS = "https://api.sorna.io/probs/"
-
-
-def reference(name: str, index: int = -1) -> dict[str, Any]:
-    """The 2017 server's answer in one transcript: request and response."""
-    path = TRANSCRIPTS / f"{name}.json"
-    if not path.exists():
-        pytest.fail(f"missing {path}: the shared/ folder must sit beside the repository")
-    exchange: dict[str, Any] = json.loads(path.read_text())["exchanges"][index]
-    return exchange
-
-
-def assert_like_reference(response: httpx.Response, name: str, *, title: str = "exact") -> None:
-    """Same status and problem type as the 2017 server; the title "exact", as "prefix" or "any"."""
-    expected = reference(name)["response"]
-    assert response.status_code == expected["status"], response.text
-    body, ref = response.json(), expected["body_json"]
-    assert body["type"] == ref["type"]
-    if title == "exact":
-        assert body["title"] == ref["title"]
-    elif title == "prefix":
-        assert body["title"].startswith(ref["title"])
-
-
-def assert_well_formed(response: httpx.Response) -> None:
-    """Every answer: Content-Type, exact Content-Length, never chunked, the reference's Server."""
-    assert "content-type" in response.headers
-    if response.request.method != "HEAD":
-        assert response.headers["content-length"] == str(len(response.content))
-    assert "transfer-encoding" not in response.headers
-    server = dict(reference("01-hello-get-v2")["response"]["headers"])["Server"]
-    assert response.headers["server"] == server
-    if response.status_code >= 400:
-        assert response.headers["content-type"].startswith("application/problem+json")
+from .helpers import PROBS, assert_like_reference, assert_well_formed, reference
 
 
 @pytest.fixture(scope="module")

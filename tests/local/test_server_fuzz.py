@@ -16,7 +16,7 @@ from sorna_sdk._constants import API_VERSION
 from sorna_sdk.auth import HMACAuth, sign
 from sorna_sdk.local import LocalGateway, RunningGateway
 
-from .test_server_auth import assert_well_formed
+from .helpers import assert_well_formed
 
 
 @pytest.fixture(scope="module")

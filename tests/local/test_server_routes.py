@@ -13,7 +13,7 @@ from sorna_sdk._constants import API_VERSION
 from sorna_sdk.auth import HMACAuth
 from sorna_sdk.local import LocalGateway, RunningGateway
 
-from .test_server_auth import PROBS, assert_like_reference, assert_well_formed, reference
+from .helpers import PROBS, assert_like_reference, assert_well_formed, reference
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,61 @@
+"""Helpers shared by the gateway's tests: runtime result collection and reference checks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from sorna_sdk.local.registry import LocalKernel
+
+from ..conftest import spec_path
+
+PROBS = "https://api.sorna.io/probs/"
+Result = dict[str, Any]
+
+
+async def run(
+    kernel: LocalKernel, code: str, mode: str = "query", opts: Any = None
+) -> list[Result]:
+    """Execute and follow ``continued`` until the run ends; every result, in order."""
+    results = [await kernel.execute(mode, code, opts)]
+    while results[-1]["status"] == "continued":
+        results.append(await kernel.execute(mode, "", opts))
+    return results
+
+
+def text(results: list[Result], kind: str = "stdout") -> str:
+    """The joined console text of one kind across results."""
+    return "".join(data for r in results for k, data in r["console"] if k == kind)
+
+
+def reference(name: str, index: int = -1) -> dict[str, Any]:
+    """The 2017 server's answer in one transcript: request and response."""
+    path = spec_path("reference-transcripts", f"{name}.json")
+    exchange: dict[str, Any] = json.loads(path.read_text())["exchanges"][index]
+    return exchange
+
+
+def assert_like_reference(response: httpx.Response, name: str, *, title: str = "exact") -> None:
+    """Same status and problem type as the 2017 server; the title "exact", as "prefix" or "any"."""
+    expected = reference(name)["response"]
+    assert response.status_code == expected["status"], response.text
+    body, ref = response.json(), expected["body_json"]
+    assert body["type"] == ref["type"]
+    if title == "exact":
+        assert body["title"] == ref["title"]
+    elif title == "prefix":
+        assert body["title"].startswith(ref["title"])
+
+
+def assert_well_formed(response: httpx.Response) -> None:
+    """Every answer: Content-Type, exact Content-Length, never chunked, the reference's Server."""
+    assert "content-type" in response.headers
+    if response.request.method != "HEAD":
+        assert response.headers["content-length"] == str(len(response.content))
+    assert "transfer-encoding" not in response.headers
+    server = dict(reference("01-hello-get-v2")["response"]["headers"])["Server"]
+    assert response.headers["server"] == server
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json")
