@@ -59,6 +59,8 @@ def format_date(moment: datetime) -> str:
 def parse_date(value: str) -> datetime:
     """Parse an ISO 8601 or RFC 1123 ``Date`` header into an aware datetime."""
     text = value.strip()
+    if text.endswith(("Z", "z")):  # datetime.fromisoformat() accepts "Z" only from 3.11
+        text = text[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

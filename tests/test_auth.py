@@ -104,6 +104,9 @@ def test_parse_authorization_accepts_backendai_scheme() -> None:
 def test_parse_date_iso_and_rfc1123() -> None:
     assert parse_date("2017-09-20T12:34:56.789012+00:00").year == 2017
     assert parse_date("Wed, 25 Nov 2026 20:52:59 GMT").utcoffset() == timedelta(0)
+    assert parse_date("2026-11-25T20:52:59Z") == datetime(
+        2026, 11, 25, 20, 52, 59, tzinfo=timezone.utc
+    )
     with pytest.raises(InvalidAuthorization):
         parse_date("yesterday")
     with pytest.raises(InvalidAuthorization):

@@ -70,15 +70,22 @@ def _loop(
     as_json: bool,
     read_line: Callable[[str, bool], str],
 ) -> ExecutionResult:
-    state = RunState(lambda waiting: read_line(waiting.stdout, waiting.is_password))
+    # A password prompt is held back and written by getpass once echo is off, so nothing
+    # typed right after the prompt can be echoed (or flushed away).
+    prompt = [""]
+    state = RunState(lambda waiting: read_line(prompt[0], waiting.is_password))
     building = mode == "batch" and opts is not None and opts.get("build") is not None
     while True:
         label = "building" if building else "running"
         with printer.progress(label):
             result = kern.execute(code, mode, opts)
         state.feed(result)
+        items, prompt[0] = list(result.console), ""
+        hidden = result.status == "waiting-input" and result.is_password and _can_hide_input()
+        if hidden and items and items[-1].type == "stdout":
+            prompt[0] = items.pop().data
         if not as_json:
-            printer.console(result.console)
+            printer.console(items)
         if result.status == "build-finished":
             building = False
             printer.note("sorna: build finished")
@@ -98,10 +105,14 @@ def _discard(kern: Kernel) -> None:
         kern.destroy()
 
 
+def _can_hide_input() -> bool:
+    return sys.stdin.isatty()
+
+
 def _read_line(prompt: str, is_password: bool) -> str:
-    # The prompt was already printed as the program's own output.
-    if is_password and sys.stdin.isatty():
-        return getpass.getpass(prompt="")
+    """A line from stdin; ``prompt`` is what is left to show (only for hidden entries)."""
+    if is_password and _can_hide_input():
+        return getpass.getpass(prompt=prompt)
     line = sys.stdin.readline()
     if not line:
         raise EOFError

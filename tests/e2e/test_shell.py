@@ -49,22 +49,52 @@ def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def test_sorna_shell_is_usable_and_follows_resizes(sorna_config: APIConfig) -> None:
+def on_terminal(config: APIConfig, *args: str) -> tuple[subprocess.Popen[bytes], int, list[int]]:
+    """``sorna ARGS`` with a fresh pseudo-terminal as its controlling terminal."""
     master, slave = os.openpty()
     set_size(slave, 24, 80)
     cooked = termios.tcgetattr(slave)
     env = {
         **os.environ,
-        "SORNA_ENDPOINT": sorna_config.endpoint,
-        "SORNA_ACCESS_KEY": sorna_config.access_key,
-        "SORNA_SECRET_KEY": sorna_config.secret_key,
+        "SORNA_ENDPOINT": config.endpoint,
+        "SORNA_ACCESS_KEY": config.access_key,
+        "SORNA_SECRET_KEY": config.secret_key,
         "TERM": "xterm",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-c", CTTY_SHIM, sys.executable, "-m", "sorna_sdk.cli", "shell", "bash"],
+        [sys.executable, "-c", CTTY_SHIM, sys.executable, "-m", "sorna_sdk.cli", *args],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
     )  # fmt: skip
     os.close(slave)
+    return proc, master, cooked
+
+
+def test_sorna_run_on_a_terminal_asks_hides_passwords_and_shows_progress(
+    sorna_config: APIConfig,
+) -> None:
+    code = (
+        'import getpass\nname = input("name? ")\npw = getpass.getpass("pw? ")\nprint(name, len(pw))'
+    )
+    proc, master, _ = on_terminal(sorna_config, "run", "python3", "-c", code)
+    screen = Screen(master)
+    try:
+        screen.expect(b"name? ")
+        assert b"starting python3 kernel" in screen.seen  # progress, because stderr is a tty
+        screen.type(b"Bob\r")
+        screen.expect(b"pw? ")
+        screen.type(b"hunter2\r")
+        screen.expect(b"Bob 7")
+        assert b"hunter2" not in screen.seen  # typed without echo
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_sorna_shell_is_usable_and_follows_resizes(sorna_config: APIConfig) -> None:
+    proc, master, cooked = on_terminal(sorna_config, "shell", "bash")
     screen = Screen(master)
     try:
         screen.expect(b"press Ctrl-] to leave")
