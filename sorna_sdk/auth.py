@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -58,9 +59,7 @@ def format_date(moment: datetime) -> str:
 
 def parse_date(value: str) -> datetime:
     """Parse an ISO 8601 or RFC 1123 ``Date`` header into an aware datetime."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):  # datetime.fromisoformat() accepts "Z" only from 3.11
-        text = text[:-1] + "+00:00"
+    text = _normalise_iso(value.strip())
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -71,6 +70,28 @@ def parse_date(value: str) -> datetime:
     if moment.tzinfo is None:
         raise InvalidAuthorization("the Date header has no UTC offset")
     return moment
+
+
+_ISO_8601 = re.compile(
+    r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?", re.IGNORECASE
+)
+
+
+def _normalise_iso(text: str) -> str:
+    """Rewrite ISO 8601 variants into the form ``datetime.fromisoformat`` takes on every
+    supported Python (3.10 rejects ``Z``, ``+0000`` and fractions that are not 3 or 6 digits)."""
+    match = _ISO_8601.fullmatch(text)
+    if match is None:
+        return text
+    base, fraction, offset = match.groups()
+    fraction = f".{(fraction + '000000')[:6]}" if fraction else ""
+    if offset is None:
+        offset = ""
+    elif offset.upper() == "Z":
+        offset = "+00:00"
+    elif ":" not in offset:
+        offset = f"{offset[:3]}:{offset[3:]}"
+    return base + fraction + offset
 
 
 def body_hash(body: bytes, content_type: str, hash_name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from ._protocol import kernel_path_segment
 from ._run import InputSource, RunState
-from .exceptions import InvalidArgumentError
+from .exceptions import InvalidArgumentError, KernelNotFoundError
 from .models import (
     AuthorizeResponse,
     BatchOptions,
@@ -224,7 +225,9 @@ class Kernel(_KernelBase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.destroy()
+        # An exec timeout (or the idle reaper) may have destroyed the kernel already.
+        with contextlib.suppress(KernelNotFoundError):
+            self.destroy()
 
 
 class AsyncKernel(_KernelBase):
@@ -333,4 +336,6 @@ class AsyncKernel(_KernelBase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.destroy()
+        # An exec timeout (or the idle reaper) may have destroyed the kernel already.
+        with contextlib.suppress(KernelNotFoundError):
+            await self.destroy()

@@ -179,6 +179,8 @@ class StreamPty(_PtyBase):
             message = await asyncio.wait_for(self._ws.recv(), timeout)
         except ConnectionClosed as exc:
             raise self._note_close(exc) from exc
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            raise TimeoutError(f"no terminal output within {timeout} s") from None
         return _payload(message)
 
     async def close(self) -> None:

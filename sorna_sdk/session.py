@@ -150,7 +150,7 @@ class Session(_SessionBase):
                     raise _connection_error(exc, call, args["url"]) from exc
             else:
                 try:
-                    return call.handle(_as_response(response))
+                    return call.handle(_as_response(response), attempt=attempt)
                 except APIStatusError as exc:
                     delay = self._retry.after_status(
                         exc.status, exc.headers, idempotent=call.idempotent, attempt=attempt
@@ -222,7 +222,7 @@ class AsyncSession(_SessionBase):
                     raise _connection_error(exc, call, args["url"]) from exc
             else:
                 try:
-                    return call.handle(_as_response(response))
+                    return call.handle(_as_response(response), attempt=attempt)
                 except APIStatusError as exc:
                     delay = self._retry.after_status(
                         exc.status, exc.headers, idempotent=call.idempotent, attempt=attempt

@@ -395,6 +395,34 @@ async def test_kernel_context_manager_destroys(front: str, server: ScriptedServe
     assert server.last.method == "DELETE"
 
 
+async def test_context_manager_tolerates_a_kernel_already_gone(
+    front: str, server: ScriptedServer
+) -> None:
+    real = transcript_response("32-destroy-unknown-kernel.json")
+    server.reply(real["status"], raw=real["body"], content_type="application/problem+json")
+    kern = await make_kernel(front, server)
+    if front == "sync":
+        with kern:
+            pass
+    else:
+        async with kern:
+            pass
+    assert server.last.method == "DELETE"
+
+
+async def test_destroy_whose_reply_was_lost_is_done_when_the_retry_gets_404(
+    front: str, server: ScriptedServer
+) -> None:
+    gone = {"type": "https://api.sorna.io/probs/kernel-not-found", "title": "No such kernel."}
+    server.fail(httpx.ReadTimeout("reply lost")).reply(404, gone)
+    kern = await make_kernel(front, server)
+    assert await settle(kern.destroy()) is None
+    assert [r.method for r in server.requests] == ["DELETE", "DELETE"]
+    server.reply(404, gone)  # a first attempt's 404 still means "no such kernel"
+    with pytest.raises(sorna_sdk.KernelNotFoundError):
+        await settle(kern.destroy())
+
+
 async def test_closed_session_refuses_calls(front: str, server: ScriptedServer) -> None:
     session = session_for(front, server)
     await settle(session.close())

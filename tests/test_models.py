@@ -82,6 +82,9 @@ def test_unknown_fields_are_kept_and_reachable() -> None:
     assert created["shiny"] == 1 and "shiny" in created
     assert created.to_dict() == {"kernelId": "k1", "created": True, "shiny": 1}
     assert created.get("nope", "dflt") == "dflt"
+    nested = KernelCreated.model_validate({"kernelId": "k1", "extra": [1]})
+    nested["extra"].append(2)
+    assert nested["extra"] == [1]  # the wire view hands out copies
     with pytest.raises(KeyError):
         created["nope"]
 

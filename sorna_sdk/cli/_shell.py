@@ -60,23 +60,32 @@ def _attach(pty: SyncStreamPty, stdin_fd: int, stdout_fd: int) -> int:
         finally:
             ended.set()
 
-    def follow_resize(signum: int = 0, frame: FrameType | None = None) -> None:
+    def send_size() -> None:
         size = os.get_terminal_size(stdout_fd if os.isatty(stdout_fd) else stdin_fd)
-        try:
-            pty.resize(size.lines, size.columns)
-        except PtyError:
-            ended.set()
+        pty.resize(size.lines, size.columns)
+
+    # The SIGWINCH handler only wakes the loop: sending from inside the handler could
+    # deadlock on the connection's lock if the signal lands in the middle of a send().
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+
+    def on_resize(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(wake_w, b"w")
 
     saved = termios.tcgetattr(stdin_fd)
-    previous_handler = signal.signal(signal.SIGWINCH, follow_resize)
+    previous_handler = signal.signal(signal.SIGWINCH, on_resize)
     reader = threading.Thread(target=pump_output, name="sorna-shell-output", daemon=True)
     try:
         tty.setraw(stdin_fd)
-        follow_resize()
+        send_size()
         reader.start()
         while not ended.is_set():
-            ready, _, _ = select.select([stdin_fd], [], [], 0.1)
-            if not ready:
+            ready, _, _ = select.select([stdin_fd, wake_r], [], [], 0.1)
+            if wake_r in ready:
+                os.read(wake_r, 512)
+                send_size()
+            if stdin_fd not in ready:
                 continue
             data = os.read(stdin_fd, 4096)
             if not data:
@@ -92,6 +101,8 @@ def _attach(pty: SyncStreamPty, stdin_fd: int, stdout_fd: int) -> int:
     finally:
         termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
         signal.signal(signal.SIGWINCH, previous_handler)
+        os.close(wake_r)
+        os.close(wake_w)
     os.write(stdout_fd, b"\r\n")
     if failure:
         print(f"sorna: error: {failure[0]}", file=sys.stderr, flush=True)

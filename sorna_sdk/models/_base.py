@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -35,7 +36,7 @@ class SornaModel(BaseModel):
             return self.model_dump(mode="json", by_alias=True, include={name})[key]
         extra = self.__pydantic_extra__ or {}
         if key in extra:
-            return extra[key]
+            return copy.deepcopy(extra[key])
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:

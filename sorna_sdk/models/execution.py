@@ -82,7 +82,8 @@ class BatchOptions(RequestModel):
     """Build and exec commands of batch mode; ``"*"`` lets the server choose."""
 
     build: str | None = None
-    build_log: bool = False
+    #: Show the build's standard output (its standard error is always shown).
+    build_log: bool = True
     exec: str | None = None
 
 
