@@ -9,6 +9,7 @@ __all__ = [
     "KernelCreationFailed",
     "KernelNotFound",
     "QuotaExceeded",
+    "ServiceUnavailable",
     "UnknownLanguage",
 ]
 
@@ -64,3 +65,10 @@ class KernelCreationFailed(GatewayProblem):
 
     status = 500
     problem = "kernel-creation-failed"
+
+
+class ServiceUnavailable(GatewayProblem):
+    """The gateway cannot serve the request now, e.g. because it is shutting down."""
+
+    status = 503
+    problem = "service-unavailable"

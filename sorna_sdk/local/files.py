@@ -51,9 +51,13 @@ def write_uploads(
                 f"upload {name!r} is too big: {len(data)} bytes (at most {max_bytes})"
             )
         targets.append((name, data))
+    _check_conflicts(workdir, [name for name, _ in targets])
     for name, data in targets:
         rel = PurePosixPath(name.replace("\\", "/"))
-        (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidUpload(f"cannot write upload {name!r}: {exc.strerror}") from exc
         # Re-check after mkdir: a directory may have been swapped for a symlink meanwhile.
         dest = check_upload_name(workdir, name)
         if not dest.parent.is_relative_to(workdir):
@@ -65,6 +69,31 @@ def write_uploads(
             raise InvalidUpload(f"cannot write upload {name!r}: {exc.strerror}") from exc
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+
+
+def _check_conflicts(workdir: Path, names: Sequence[str]) -> None:
+    """Refuse, before anything is written, names that cannot all become regular files.
+
+    A name that is also a parent directory of another name in the same upload, a parent that
+    exists as a non-directory, or a destination that exists as a directory.
+    """
+    rels = {name: PurePosixPath(name.replace("\\", "/")) for name in names}
+    files = {rel: name for name, rel in rels.items()}
+    for name, rel in rels.items():
+        for parent in rel.parents:
+            if parent == PurePosixPath("."):
+                continue
+            if parent in files:
+                raise InvalidUpload(
+                    f"upload {files[parent]!r} conflicts with {name!r}: a file cannot be a folder"
+                )
+            path = workdir / parent
+            if path.exists() and not path.is_dir():
+                raise InvalidUpload(
+                    f"upload {name!r} conflicts with the existing file {parent.as_posix()!r}"
+                )
+        if (workdir / rel).is_dir():
+            raise InvalidUpload(f"upload {name!r} conflicts with an existing folder")
 
 
 def output_snapshot(workdir: Path) -> Snapshot:

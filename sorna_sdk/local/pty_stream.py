@@ -58,7 +58,7 @@ async def bridge(
     """Serve one prepared WebSocket until either side ends it; never raises."""
     pump = asyncio.get_running_loop().create_task(_pump(ws, sub))
     try:
-        await _receive(ws, kernel, terminal)
+        await _receive(ws, kernel, terminal, sub)
     except _Malformed as exc:
         await ws.close(code=exc.code, message=exc.reason.encode())
     except Exception:
@@ -79,7 +79,9 @@ async def _pump(ws: web.WebSocketResponse, sub: Subscription) -> None:
         pass  # the client is gone; the receiving side notices too
 
 
-async def _receive(ws: web.WebSocketResponse, kernel: PtyKernel, terminal: Terminal) -> None:
+async def _receive(
+    ws: web.WebSocketResponse, kernel: PtyKernel, terminal: Terminal, sub: Subscription
+) -> None:
     async for message in ws:
         if message.type is WSMsgType.BINARY:
             raise _Malformed(1003, "binary frames are not supported; send JSON text")
@@ -89,7 +91,7 @@ async def _receive(ws: web.WebSocketResponse, kernel: PtyKernel, terminal: Termi
         try:
             if isinstance(frame, StdinFrame):
                 kernel.touch()  # an active terminal keeps its kernel from idling out
-                await terminal.write(frame.payload)
+                await terminal.write(frame.payload, sub)
             elif isinstance(frame, ResizeFrame):
                 terminal.resize(frame.rows, frame.cols)
             elif isinstance(frame, PingFrame):
@@ -97,7 +99,9 @@ async def _receive(ws: web.WebSocketResponse, kernel: PtyKernel, terminal: Termi
             elif isinstance(frame, RestartFrame):
                 await terminal.restart()
         except TerminalClosed:
-            return  # the kernel is going away; the pump closes with 4404
+            # The kernel is going away (the pump closes with 4404), or this subscriber was
+            # dropped (1013) and its pending input discarded.
+            return
 
 
 def _decode(text: str) -> StdinFrame | ResizeFrame | PingFrame | RestartFrame:

@@ -10,7 +10,7 @@ import shutil
 from collections import OrderedDict
 from typing import Final
 
-from sorna_sdk.local.errors import KernelNotFound, QuotaExceeded
+from sorna_sdk.local.errors import KernelNotFound, QuotaExceeded, ServiceUnavailable
 from sorna_sdk.local.files import OUTPUT_DIR
 from sorna_sdk.local.kernel import LocalKernel
 from sorna_sdk.local.languages import available_languages, canonical_language
@@ -26,6 +26,16 @@ _Key = tuple[str, str, str]
 _TOMBSTONES: Final = 1000
 
 
+class _KeyLock:
+    """A get-or-create lock and how many callers hold or wait on it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class KernelRegistry:
     """All living kernels of one gateway."""
 
@@ -35,7 +45,9 @@ class KernelRegistry:
         self._kernels: dict[str, LocalKernel] = {}
         self._keys: dict[str, _Key] = {}
         self._by_key: dict[_Key, str] = {}
-        self._key_locks: dict[_Key, asyncio.Lock] = {}
+        # Serialises get-or-create per key; an entry lives only while someone holds or waits
+        # on it (a fresh lock later is equivalent), so the dict cannot grow without bound.
+        self._key_locks: dict[_Key, _KeyLock] = {}
         self._starting: dict[str, int] = {}  # kernels being launched, per owner
         self._tombstones: OrderedDict[str, str] = OrderedDict()
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -85,25 +97,45 @@ class KernelRegistry:
         """
         canonical = canonical_language(lang)
         key = (owner, token, canonical)
-        lock = self._key_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            existing = self._by_key.get(key)
-            if existing is not None and self._kernels[existing].alive:
-                kernel = self._kernels[existing]
-                kernel.touch()
-                return kernel, False
-            if self._closed:
-                raise KernelNotFound("the gateway is shutting down")
-            starting = self._starting.get(owner, 0)
-            if max_kernels is not None and self.count(owner) + starting >= max_kernels:
-                raise QuotaExceeded("You have reached your resource limit.")
-            # Checked and reserved with no await in between, so racing creates of other
-            # tokens cannot both take the last slot.
-            self._starting[owner] = starting + 1
-            try:
-                return await self._create(key, owner, max_mem_kib, exec_timeout), True
-            finally:
-                self._starting[owner] -= 1
+        entry = self._key_locks.get(key)
+        if entry is None:
+            entry = self._key_locks[key] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                return await self._get_or_create_locked(
+                    key, owner, max_mem_kib, exec_timeout, max_kernels
+                )
+        finally:
+            entry.users -= 1
+            if entry.users == 0 and self._key_locks.get(key) is entry:
+                del self._key_locks[key]
+
+    async def _get_or_create_locked(
+        self,
+        key: _Key,
+        owner: str,
+        max_mem_kib: int,
+        exec_timeout: float,
+        max_kernels: int | None,
+    ) -> tuple[LocalKernel, bool]:
+        existing = self._by_key.get(key)
+        if existing is not None and self._kernels[existing].alive:
+            kernel = self._kernels[existing]
+            kernel.touch()
+            return kernel, False
+        if self._closed:
+            raise ServiceUnavailable("The gateway is shutting down.")
+        starting = self._starting.get(owner, 0)
+        if max_kernels is not None and self.count(owner) + starting >= max_kernels:
+            raise QuotaExceeded("You have reached your resource limit.")
+        # Checked and reserved with no await in between, so racing creates of other
+        # tokens cannot both take the last slot.
+        self._starting[owner] = starting + 1
+        try:
+            return await self._create(key, owner, max_mem_kib, exec_timeout), True
+        finally:
+            self._starting[owner] -= 1
 
     async def _create(
         self, key: _Key, owner: str, max_mem_kib: int, exec_timeout: float

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 SERVER_NAME = f"BackendAI-API/{API_VERSION}"
 _PREFIXES = ("/v2", "/v1")  # the 2017 server answered the legacy /v1 prefix with the same routes
+_MAJOR_VERSIONS = frozenset(prefix.lstrip("/") for prefix in _PREFIXES)
+#: Largest accepted limits value: beyond it floats lose integer precision.
+_MAX_NUMBER = 2**53
 _AUTH_TITLE = "Missing or invalid authorization parameters."
 _PARAMS_TITLE = "Missing or invalid API parameters."
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -395,6 +398,9 @@ def _version_header(request: web.Request) -> tuple[str, str]:
     for name in ("X-Sorna-Version", "X-BackendAI-Version"):
         value = request.headers.get(name)
         if value:
+            # "v2.20170315", or just "v2"; v1 too, as /v1 serves the same routes.
+            if value.split(".", 1)[0] not in _MAJOR_VERSIONS:
+                raise _auth_problem("Unsupported API version")
             return name.lower(), value
     raise _auth_problem("API version missing in request headers")
 
@@ -473,8 +479,15 @@ def _number(data: dict[str, Any], name: str, label: str, *, integer: bool) -> fl
     kinds: tuple[type[Any], ...] = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise _params_problem(f"{label} must be {'an integer' if integer else 'a number'}")
-    if value < 0 or not math.isfinite(value):
+    if value < 0:
         raise _params_problem(f"{label} must be 0 or more")
+    try:
+        # math.isfinite() of an int beyond the float range raises OverflowError.
+        sane = value <= _MAX_NUMBER and math.isfinite(value)
+    except OverflowError:
+        sane = False
+    if not sane:
+        raise _params_problem(f"{label} must be a finite number up to {_MAX_NUMBER}")
     return float(value)
 
 

@@ -13,6 +13,10 @@ Behaviour worth knowing:
   ``stall_timeout`` seconds is dropped with close code 1013.
 * Input beyond ``input_high`` pending bytes makes :meth:`Terminal.write` wait for the shell.
   Input sent while no shell runs (between a shell's exit and its replacement) is dropped.
+  A write made for a subscriber (``write(data, sub)``) fails with :class:`TerminalClosed` once
+  that subscriber is gone, e.g. dropped for not reading. When the last subscriber leaves,
+  pending input is discarded and every waiting write fails: nobody's keystrokes are kept for
+  whoever connects next.
 * :meth:`Terminal.restart` and :meth:`Terminal.close` end the shell's whole session (SIGHUP,
   then SIGKILL, also to jobs that ignore SIGHUP); ``close`` ends subscribers with 4404.
 * Readline's bracketed paste is turned off (a private ``INPUTRC`` that includes the usual
@@ -33,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -170,8 +174,9 @@ class Terminal:
         self._lock = asyncio.Lock()
         self._size = (24, 80)
         self._input = bytearray()
-        self._input_room = asyncio.Event()
-        self._input_room.set()
+        # Writes waiting for room in the input buffer: future -> the subscriber writing, if any.
+        # A future resolves True once there is room, False when the write is discarded.
+        self._input_waiters: dict[asyncio.Future[bool], Subscription | None] = {}
         self._stall: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._tmpdir: str | None = None
@@ -219,11 +224,18 @@ class Terminal:
         if sub in self._subs:
             del self._subs[sub]
             sub._end(code, reason, discard=True)
+            self._discard_writes(sub)
             self._update_reading()
 
-    async def write(self, data: bytes) -> None:
-        """Send ``data`` to the shell's input; waits while ``input_high`` bytes are pending."""
+    async def write(self, data: bytes, sub: Subscription | None = None) -> None:
+        """Send ``data`` to the shell's input; waits while ``input_high`` bytes are pending.
+
+        With ``sub``, the input is that subscriber's: it raises :class:`TerminalClosed` if
+        ``sub`` has ended, or ends while the write waits (the waiting data is then discarded).
+        """
         self._require()
+        if sub is not None and sub not in self._subs:
+            raise TerminalClosed("the subscription has ended")
         shell = self._shell
         if shell is None or not data:
             return
@@ -240,8 +252,14 @@ class Terminal:
             asyncio.get_running_loop().add_writer(shell.master, self._on_writable, shell)
         self._input += data
         if len(self._input) >= self.input_high:
-            self._input_room.clear()
-            await self._input_room.wait()
+            waiter = asyncio.get_running_loop().create_future()
+            self._input_waiters[waiter] = sub
+            try:
+                room = await waiter
+            finally:
+                self._input_waiters.pop(waiter, None)
+            if not room:
+                raise TerminalClosed("the input was discarded: its subscriber has ended")
 
     def resize(self, rows: int, cols: int) -> None:
         """Set the window size (the shell's foreground job gets SIGWINCH)."""
@@ -463,6 +481,7 @@ class Terminal:
         subs, self._subs = list(self._subs), {}
         for sub in subs:
             sub._end(code, reason, discard=False)
+        self._discard_writes(None)
         if self._shell is not None:
             self._update_reading()
 
@@ -481,11 +500,29 @@ class Terminal:
         if not self._input:
             asyncio.get_running_loop().remove_writer(shell.master)
         if len(self._input) < self.input_high:
-            self._input_room.set()
+            self._wake_writers(lambda _sub: True)
 
     def _clear_input(self) -> None:
         self._input.clear()
-        self._input_room.set()
+        self._wake_writers(lambda _sub: True)
+
+    def _discard_writes(self, sub: Subscription | None) -> None:
+        """``sub`` has ended: fail its waiting writes; with nobody left, drop all input."""
+        if not self._subs:
+            self._input.clear()
+            if self._shell is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    asyncio.get_running_loop().remove_writer(self._shell.master)
+            self._wake_writers(lambda _sub: False)
+        elif sub is not None:
+            self._wake_writers(lambda writer: False if writer is sub else None)
+
+    def _wake_writers(self, outcome: Callable[[Subscription | None], bool | None]) -> None:
+        """Resolve each waiting write with ``outcome(its subscriber)``; ``None`` keeps it."""
+        for waiter, writer in list(self._input_waiters.items()):
+            result = outcome(writer)
+            if result is not None and not waiter.done():
+                waiter.set_result(result)
 
     def _stop_io(self, shell: _Shell) -> None:
         loop = asyncio.get_running_loop()

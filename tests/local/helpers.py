@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -59,3 +62,26 @@ def assert_well_formed(response: httpx.Response) -> None:
     assert response.headers["server"] == server
     if response.status_code >= 400:
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@asynccontextmanager
+async def deadline(seconds: float) -> AsyncIterator[None]:
+    """``asyncio.timeout()`` for Python 3.10 too: raise TimeoutError when the block overruns."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if expired:
+            raise TimeoutError(f"still running after {seconds} s") from None
+        raise
+    finally:
+        handle.cancel()

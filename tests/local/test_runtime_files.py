@@ -63,6 +63,41 @@ def test_symlinked_file_escape_is_rejected(workdir: Path) -> None:
     assert target.read_bytes() == b"original"
 
 
+@pytest.mark.parametrize(
+    ("files", "needle"),
+    [
+        ([("a", b"1"), ("a/b", b"2")], "'a'"),
+        ([("a/b/c", b"1"), ("a/b", b"2")], "'a/b'"),
+        ([("a\\b", b"1"), ("a", b"2")], "'a'"),
+        ([("ok.txt", b"1"), ("f/g", b"2")], "'f'"),  # f exists as a regular file
+        ([("ok.txt", b"1"), ("f/g/h", b"2")], "'f'"),
+        ([("ok.txt", b"1"), ("d", b"2")], "'d'"),  # d exists as a folder
+    ],
+)
+def test_conflicting_names_are_rejected_before_anything_is_written(
+    workdir: Path, files: list[tuple[str, bytes]], needle: str
+) -> None:
+    (workdir / "f").write_bytes(b"mine")
+    (workdir / "d").mkdir()
+    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
+    with pytest.raises(InvalidUpload) as info:
+        upload(workdir, *files)
+    assert needle in str(info.value)
+    assert sorted(p.relative_to(workdir) for p in workdir.rglob("*")) == before
+    assert (workdir / "f").read_bytes() == b"mine"
+
+
+def test_os_errors_while_writing_are_invalid_uploads(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(InvalidUpload, match="Permission denied"):
+        upload(workdir, ("sub/x.txt", b"1"))
+
+
 def test_too_many_and_too_big(workdir: Path) -> None:
     with pytest.raises(InvalidUpload, match="too many files"):
         upload(workdir, *[(f"f{i}.txt", b"x") for i in range(6)])

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sorna_sdk.local.errors import KernelNotFound
+from sorna_sdk.local.errors import KernelNotFound, ServiceUnavailable
 from sorna_sdk.local.languages import available_languages
 from sorna_sdk.local.limits import KernelLimits, resolve_limits
 from sorna_sdk.local.pool import DriverLauncher
@@ -161,6 +161,29 @@ async def test_concurrent_get_or_create_gives_one_kernel(registry: KernelRegistr
     assert created and other.kernel_id != pairs[0][0].kernel_id
     with pytest.raises(KernelNotFound):
         registry.get("p", pairs[0][0].kernel_id)
+
+
+async def test_key_locks_do_not_outlive_their_callers(registry: KernelRegistry) -> None:
+    pairs = await asyncio.gather(
+        *(registry.get_or_create("o", "token-locks", "python") for _ in range(5))
+    )
+    assert sum(created for _, created in pairs) == 1
+    assert registry._key_locks == {}  # nobody holds or waits: no lock kept per key
+    for i in range(20):
+        kernel, _ = await registry.get_or_create("o", f"token-many-{i}", "python")
+        await registry.destroy("o", kernel.kernel_id)
+    assert registry._key_locks == {}
+    again, created = await registry.get_or_create("o", "token-locks", "python")
+    assert not created and again.kernel_id == pairs[0][0].kernel_id
+
+
+async def test_create_during_shutdown_is_service_unavailable(tmp_path: Path) -> None:
+    reg = KernelRegistry(settings(tmp_path))
+    await reg.start()
+    await reg.close()
+    with pytest.raises(ServiceUnavailable) as info:
+        await reg.get_or_create("o", "token-late", "python")
+    assert (info.value.status, info.value.problem) == (503, "service-unavailable")
 
 
 async def test_restart_resets_state_and_keeps_workdir(registry: KernelRegistry) -> None:

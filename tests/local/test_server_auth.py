@@ -293,6 +293,51 @@ def test_missing_version_header(gateway: RunningGateway, client: httpx.Client) -
     assert_like_reference(response, "22-authz-missing-version-header")
 
 
+@pytest.mark.parametrize("version_header", ["X-Sorna-Version", "X-BackendAI-Version"])
+@pytest.mark.parametrize(
+    ("version", "accepted"),
+    [
+        ("v2.20170315", True),
+        ("v2", True),
+        ("v1.20160915", True),  # /v1 is served as an alias of /v2
+        ("v9.whatever", False),
+        ("v3.20170315", False),
+        ("2.20170315", False),
+        ("v22.1", False),
+    ],
+)
+def test_the_api_major_version_is_checked(
+    gateway: RunningGateway, client: httpx.Client, version_header: str, version: str, accepted: bool
+) -> None:
+    date = datetime.now(timezone.utc).isoformat()
+    authorization = sign(
+        method="GET",
+        path="/v2/authorize",
+        date=date,
+        host=f"127.0.0.1:{gateway.port}",
+        content_type="application/json",
+        body=ECHO,
+        version=version,
+        access_key=gateway.access_key,
+        secret_key=gateway.secret_key,
+        scheme="Sorna",
+        version_header=version_header.lower(),
+    )
+    headers = {
+        "Date": date,
+        version_header: version,
+        "Content-Type": "application/json",
+        "Authorization": authorization,
+    }
+    response = send(client, "GET", "/v2/authorize", ECHO, headers)
+    if accepted:
+        assert response.status_code == 200, response.text
+    else:
+        assert response.status_code == 400
+        assert response.json()["type"] == PROBS + "invalid-auth-params"
+        assert response.json()["title"].endswith("(Unsupported API version)")
+
+
 def test_checks_run_in_spec_order(gateway: RunningGateway, client: httpx.Client) -> None:
     # A bad date wins over a bad Authorization, which wins over an unknown key.
     headers = {"Date": "nonsense", "Authorization": "Bearer x", "X-Sorna-Version": API_VERSION}

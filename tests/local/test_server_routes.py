@@ -159,6 +159,37 @@ def test_create_parameter_types(api: httpx.Client, body: dict[str, Any], field: 
     assert field in response.json()["title"]
 
 
+@pytest.mark.parametrize("field", ["maxMem", "execTimeout"])
+@pytest.mark.parametrize("value", [10**400, 2**53 + 1, 1e300], ids=["10**400", "2**53+1", "1e300"])
+def test_create_limits_out_of_range(api: httpx.Client, field: str, value: float) -> None:
+    if field == "maxMem" and isinstance(value, float):
+        value = int(value)
+    token = f"huge-{uuid.uuid4().hex}"
+    body = {"lang": "python3", "clientSessionToken": token, "limits": {field: value}}
+    response = api.post("/v2/kernel/create", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["type"] == PROBS + "invalid-api-params"
+    assert f"limits.{field}" in response.json()["title"]
+
+
+def test_upload_conflicts_are_400_and_write_nothing(api: httpx.Client) -> None:
+    kernel_id = create(api).json()["kernelId"]
+    assert (
+        api.post(f"/v2/kernel/{kernel_id}/upload", files=[("src", ("f", b"x"))]).status_code == 204
+    )
+    for files in (
+        [("src", ("new.txt", b"x")), ("src", ("a", b"x")), ("src", ("a/b", b"y"))],
+        [("src", ("new.txt", b"x")), ("src", ("f/g", b"y"))],
+    ):
+        response = api.post(f"/v2/kernel/{kernel_id}/upload", files=files)
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == PROBS + "invalid-api-params"
+        assert "'a'" in response.json()["title"] or "'f'" in response.json()["title"]
+    code = "import os; print(sorted(os.listdir('.')))"
+    ran = api.post(f"/v2/kernel/{kernel_id}", json={"mode": "query", "code": code})
+    assert ran.json()["result"]["console"] == [["stdout", "['.output', 'f']\n"]]
+
+
 def test_create_accepts_the_2017_body(api: httpx.Client) -> None:
     body = reference("25-get-or-create-no-agents")["request"]["body_json"]
     body["clientSessionToken"] = f"compat-{uuid.uuid4().hex}"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,9 +19,11 @@ from websockets.exceptions import ConnectionClosed
 
 from sorna_sdk import AsyncKernel, AsyncSession, Kernel, Session
 from sorna_sdk.exceptions import AuthenticationError, KernelNotFoundError, PtyError
-from sorna_sdk.local import LocalGateway
-from sorna_sdk.local.terminal import CLOSE_DROPPED, Subscription, Terminal
+from sorna_sdk.local import LocalGateway, pty_stream
+from sorna_sdk.local.terminal import CLOSE_DROPPED, Subscription, Terminal, TerminalClosed
 from sorna_sdk.pty import StreamPty, SyncStreamPty, _handshake
+
+from .helpers import deadline
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,7 +48,7 @@ async def kernel(session: AsyncSession) -> AsyncKernel:
 async def read_until(pty: StreamPty, marker: bytes, timeout: float = 10.0) -> bytes:
     """Output up to and including ``marker``."""
     data = b""
-    async with asyncio.timeout(timeout):
+    async with deadline(timeout):
         while marker not in data:
             data += await pty.read()
     return data
@@ -52,7 +57,7 @@ async def read_until(pty: StreamPty, marker: bytes, timeout: float = 10.0) -> by
 async def read_match(pty: StreamPty, pattern: bytes, timeout: float = 10.0) -> bytes:
     """The first group of ``pattern`` once it appears in the output."""
     data = b""
-    async with asyncio.timeout(timeout):
+    async with deadline(timeout):
         while (match := re.search(pattern, data)) is None:
             data += await pty.read()
     return match.group(1)
@@ -72,7 +77,7 @@ async def drain_until(sub: Subscription, marker: bytes, timeout: float = 10.0) -
     """Read ``sub`` until ``marker`` appears; the byte count."""
     data = b""
     count = 0
-    async with asyncio.timeout(timeout):
+    async with deadline(timeout):
         while marker not in data:
             chunk = await sub.get()
             assert chunk is not None, "the subscription ended"
@@ -146,7 +151,7 @@ async def test_exit_starts_a_fresh_shell(gateway: LocalGateway, kernel: AsyncKer
         terminal = terminal_of(gateway, kernel)
         old_pid = terminal.pid
         await pty.send("exit\n")
-        async with asyncio.timeout(10):
+        async with deadline(10):
             while terminal.pid in (None, old_pid):
                 await pty.read()
         await pty.send('echo "@@${MARK:-unset}@@"\n')
@@ -210,7 +215,7 @@ async def test_destroying_the_kernel_closes_the_stream_with_4404(
     assert shell is not None and process_alive(job)
     await kernel.destroy()
     with pytest.raises(PtyError) as info:
-        async with asyncio.timeout(10):
+        async with deadline(10):
             async for _chunk in pty:
                 pass
     assert info.value.code == 4404
@@ -228,7 +233,7 @@ async def test_gateway_shutdown_closes_the_stream_with_1001() -> None:
         await read_until(pty, b"@@2@@")
         closing = asyncio.create_task(gw.close())
         with pytest.raises(PtyError) as info:
-            async with asyncio.timeout(10):
+            async with deadline(10):
                 async for _chunk in pty:
                     pass
         await closing
@@ -250,7 +255,7 @@ async def test_slow_reader_is_held_back_and_loses_nothing(
         assert terminal.buffered_bytes <= terminal.high_water + 64 * 1024
         zeros = 0
         tail = b""
-        async with asyncio.timeout(30):
+        async with deadline(30):
             while b"@@2@@" not in tail:
                 chunk = await pty.read()
                 zeros += chunk.count(0)
@@ -275,7 +280,7 @@ async def test_malformed_frames_close_with_1007_and_the_gateway_keeps_serving(
         async with connect(url, additional_headers=headers, compression=None) as ws:
             await ws.send(frame)
             with pytest.raises(ConnectionClosed) as info:
-                async with asyncio.timeout(5):
+                async with deadline(5):
                     while True:
                         await ws.recv()
         assert info.value.rcvd is not None
@@ -298,7 +303,7 @@ async def test_ping_keeps_the_kernel_alive() -> None:
             assert info.idle < 1000
             # An open stream alone does not keep a kernel alive; reaping closes it with 4404.
             with pytest.raises(PtyError) as closed:
-                async with asyncio.timeout(5):
+                async with deadline(5):
                     async for _chunk in idle_pty:
                         pass
             assert closed.value.code == 4404
@@ -325,7 +330,7 @@ async def test_output_fans_out_and_a_lagging_subscriber_is_dropped(tmp_path: Pat
         fast, slow = await terminal.subscribe(), await terminal.subscribe()
         await terminal.write(b'head -c 3000000 /dev/zero; echo "@@$((1+1))@@"\n')
         seen = b""
-        async with asyncio.timeout(20):
+        async with deadline(20):
             while b"@@2@@" not in seen[-64:]:
                 seen = seen[-64:] + (await fast.get() or b"")
         assert slow.close_code == CLOSE_DROPPED
@@ -350,3 +355,83 @@ async def test_a_stuck_subscriber_is_dropped_after_the_stall_timeout(tmp_path: P
         assert await drain_until(again, b"\0" * 1024) > 0  # output resumes for a newcomer
     finally:
         await terminal.close()
+
+
+async def test_a_dropped_writer_s_pending_input_is_discarded(tmp_path: Path) -> None:
+    terminal = Terminal(
+        tmp_path, high_water=64 * 1024, low_water=16 * 1024, stall_timeout=0.5, input_high=64 * 1024
+    )
+    try:
+        stuck = await terminal.subscribe()
+        await terminal.write(b"head -c 100000000 /dev/zero\n", stuck)
+        # The shell reads no input while its output is not read: this write has to wait.
+        writing = asyncio.ensure_future(terminal.write(b"x" * 1_000_000, stuck))
+        await asyncio.sleep(0.1)
+        assert not writing.done()
+        # Dropped for not reading: the waiting write fails instead of waiting for a next
+        # subscriber, and its input is not kept for whoever connects next.
+        with pytest.raises(TerminalClosed):
+            async with deadline(5):
+                await writing
+        assert stuck.close_code == CLOSE_DROPPED
+        assert terminal.buffered_bytes == 0
+        with pytest.raises(TerminalClosed):
+            await terminal.write(b"late\n", stuck)
+    finally:
+        await terminal.close()
+
+
+async def test_a_dropped_writer_s_stream_ends_and_its_input_is_not_replayed(
+    gateway: LocalGateway,
+    session: AsyncSession,
+    kernel: AsyncKernel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ended = asyncio.Event()
+    original = pty_stream.bridge
+
+    async def tracked(*args: Any) -> None:
+        try:
+            await original(*args)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr("sorna_sdk.local.server.bridge", tracked)
+    local = gateway.registry.get(gateway.access_key, kernel.kernel_id)
+    terminal = local._terminal = Terminal(
+        local.workdir,
+        high_water=64 * 1024,
+        low_water=16 * 1024,
+        stall_timeout=0.5,
+        input_high=64 * 1024,
+    )
+    url, headers = _handshake(session, kernel.kernel_id)
+
+    def stdin(data: bytes) -> str:
+        return json.dumps({"type": "stdin", "chars": base64.b64encode(data).decode()})
+
+    async with connect(
+        url, additional_headers=headers, compression=None, max_queue=1, close_timeout=1
+    ) as ws:
+
+        async def flood() -> None:
+            await ws.send(stdin(b"head -c 1000000000 /dev/zero\n"))
+            for _ in range(8):  # MBs of input while never reading the output
+                await ws.send(stdin(b"x" * 500_000))
+
+        sender = asyncio.ensure_future(flood())
+        try:
+            for _ in range(300):  # dropped after the stall timeout, its input discarded
+                if not (terminal.subscribers or terminal.buffered_bytes):
+                    break
+                await asyncio.sleep(0.05)
+            assert terminal.subscribers == 0
+            assert terminal.buffered_bytes == 0
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await sender
+    # The handler ends (no task or socket left behind) once the client is gone.
+    async with deadline(20):
+        await ended.wait()
+    assert terminal.buffered_bytes == 0
