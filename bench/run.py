@@ -89,17 +89,17 @@ class MinimalSigner(httpx.Auth):
         now = datetime.now(timezone.utc)
         date = now.isoformat()
         host = request.headers["Host"]
+        content_type = request.headers.setdefault("Content-Type", "application/octet-stream")
         body_hash = hashlib.sha256(request.content).hexdigest()
         text = "\n".join([
             request.method, request.url.path, date, f"host:{host}",
-            "content-type:application/octet-stream", f"x-sorna-version:{VERSION}", body_hash,
+            f"content-type:{content_type}", f"x-sorna-version:{VERSION}", body_hash,
         ])  # fmt: skip
         k1 = hmac.new(self.secret_key.encode(), now.strftime("%Y%m%d").encode(), "sha256")
         k2 = hmac.new(k1.digest(), host.encode(), "sha256").digest()
         sig = hmac.new(k2, text.encode(), "sha256").hexdigest()
         request.headers["Date"] = date
         request.headers["X-Sorna-Version"] = VERSION
-        request.headers["Content-Type"] = "application/octet-stream"
         request.headers["Authorization"] = (
             f"Sorna signMethod=HMAC-SHA256, credential={self.access_key}:{sig}"
         )
@@ -143,11 +143,26 @@ def bench_overhead(gw: Gateway, n: int) -> dict[str, float]:
 
 
 def bench_execute(gw: Gateway, n: int) -> dict[str, float]:
-    """(b) ``print(1)`` round trips through the SDK."""
+    """(b) ``print(1)`` round trips through the SDK, and through raw httpx in the same run."""
+    body = b'{"mode": "query", "code": "print(1)"}'
+    auth = MinimalSigner(gw.config.access_key, gw.config.secret_key)
     with Session(gw.config) as session, Kernel.get_or_create("python3", session=session) as kern:
-        timed(lambda: kern.execute("print(1)"), 100)
-        samples = timed(lambda: kern.execute("print(1)"), n)
-    return {"p50_ms": percentile(samples, 0.5) * 1000, "p99_ms": percentile(samples, 0.99) * 1000}
+        url = f"{gw.config.endpoint}/v2/kernel/{kern.kernel_id}"
+        with httpx.Client(auth=auth, headers={"Content-Type": "application/json"}) as raw:
+
+            def raw_execute() -> None:
+                response = raw.post(url, content=body)
+                response.raise_for_status()
+                response.json()
+
+            timed(lambda: kern.execute("print(1)"), 100), timed(raw_execute, 100)
+            samples = timed(lambda: kern.execute("print(1)"), n)
+            base = timed(raw_execute, n)
+    return {
+        "p50_ms": percentile(samples, 0.5) * 1000,
+        "p99_ms": percentile(samples, 0.99) * 1000,
+        "raw_p50_ms": percentile(base, 0.5) * 1000,
+    }
 
 
 def bench_create(gw: Gateway, n: int, pause: float) -> dict[str, float]:
@@ -310,6 +325,7 @@ def report(results: dict[str, Any]) -> None:
         ("    raw httpx + minimal signer mean", ms(a["raw_mean_ms"] / 1000), ""),
         ("(b) execute print(1) p50", ms(b["p50_ms"] / 1000), "target < 3 ms"),
         ("    execute print(1) p99", ms(b["p99_ms"] / 1000), ""),
+        ("    raw httpx execute p50 (baseline)", ms(b["raw_p50_ms"] / 1000), ""),
         ("(c) create, warm pool p50", ms(pool["p50_ms"] / 1000), "target < 10 ms"),
         ("    create, cold p50", ms(cold["p50_ms"] / 1000), ""),
         ("    cold / pool", f"{cold['p50_ms'] / pool['p50_ms']:.1f}x", ""),
