@@ -37,15 +37,14 @@ def shell_command(session: Session, *, lang: str, token: str | None, printer: Pr
         kern = Kernel.get_or_create(lang, token, session=session)
     try:
         with kern.stream_pty() as pty:
-            printer.note("sorna: connected; press Ctrl-] to leave")
-            return _attach(pty, stdin_fd, stdout_fd)
+            return _attach(pty, stdin_fd, stdout_fd, printer)
     finally:
         if token is None:
             with contextlib.suppress(KernelNotFoundError):
                 kern.destroy()
 
 
-def _attach(pty: SyncStreamPty, stdin_fd: int, stdout_fd: int) -> int:
+def _attach(pty: SyncStreamPty, stdin_fd: int, stdout_fd: int, printer: Printer) -> int:
     ended = threading.Event()
     failure: list[PtyError] = []
 
@@ -77,7 +76,9 @@ def _attach(pty: SyncStreamPty, stdin_fd: int, stdout_fd: int) -> int:
     previous_handler = signal.signal(signal.SIGWINCH, on_resize)
     reader = threading.Thread(target=pump_output, name="sorna-shell-output", daemon=True)
     try:
-        tty.setraw(stdin_fd)
+        # TCSANOW, not setraw's default TCSAFLUSH: keys typed while connecting are kept.
+        tty.setraw(stdin_fd, termios.TCSANOW)
+        printer.note("sorna: connected; press Ctrl-] to leave\r")  # raw mode: \r\n by hand
         send_size()
         reader.start()
         while not ended.is_set():

@@ -363,7 +363,12 @@ async def test_a_dropped_writer_s_pending_input_is_discarded(tmp_path: Path) -> 
     )
     try:
         stuck = await terminal.subscribe()
-        await terminal.write(b"head -c 100000000 /dev/zero\n", stuck)
+        # Raw mode: a full input queue then holds the writer back (a canonical-mode tty would
+        # silently drop the overflow instead).
+        await terminal.write(b"stty raw -echo; head -c 100000000 /dev/zero\n", stuck)
+        async with deadline(10):  # wait until head floods the unread subscriber
+            while terminal.reading:  # noqa: ASYNC110 (a property to poll, no event to wait on)
+                await asyncio.sleep(0.02)
         # The shell reads no input while its output is not read: this write has to wait.
         writing = asyncio.ensure_future(terminal.write(b"x" * 1_000_000, stuck))
         await asyncio.sleep(0.1)
