@@ -152,6 +152,25 @@ def sign(
     version_header: str = "x-sorna-version",
 ) -> str:
     """Return the ``Authorization`` header value for one request."""
+    digest = _request_digest(
+        secret_key, method, path, date, host, content_type, body, version, hash_name, version_header
+    )
+    return f"{scheme} signMethod=HMAC-{hash_name.upper()}, credential={access_key}:{digest}"
+
+
+def _request_digest(
+    secret_key: str,
+    method: str,
+    path: str,
+    date: str,
+    host: str,
+    content_type: str,
+    body: bytes,
+    version: str,
+    hash_name: str,
+    version_header: str,
+) -> str:
+    """The hex signature of one request: what ``sign`` sends and ``verify`` recomputes."""
     text = string_to_sign(
         method=method,
         path=path,
@@ -163,8 +182,7 @@ def sign(
         hash_name=hash_name,
         version_header=version_header,
     )
-    digest = signature(secret_key, date=date, host=host, text=text, hash_name=hash_name)
-    return f"{scheme} signMethod=HMAC-{hash_name.upper()}, credential={access_key}:{digest}"
+    return signature(secret_key, date=date, host=host, text=text, hash_name=hash_name)
 
 
 @dataclass(frozen=True)
@@ -215,18 +233,18 @@ def verify(
     version_header: str = "x-sorna-version",
 ) -> bool:
     """Recompute the signature and compare it in constant time."""
-    text = string_to_sign(
-        method=method,
-        path=path,
-        date=date,
-        host=host,
-        content_type=content_type,
-        body=body,
-        version=version,
-        hash_name=header.hash_name,
-        version_header=version_header,
+    expected = _request_digest(
+        secret_key,
+        method,
+        path,
+        date,
+        host,
+        content_type,
+        body,
+        version,
+        header.hash_name,
+        version_header,
     )
-    expected = signature(secret_key, date=date, host=host, text=text, hash_name=header.hash_name)
     return hmac.compare_digest(expected.encode(), header.signature.encode())
 
 

@@ -383,15 +383,20 @@ async def test_bad_opts_are_refused_before_io(front: str, server: ScriptedServer
     assert server.requests == []
 
 
-async def test_kernel_context_manager_destroys(front: str, server: ScriptedServer) -> None:
-    server.reply(204)
-    kern = await make_kernel(front, server)
-    if front == "sync":
+async def leave(kern: Kernel | AsyncKernel) -> None:
+    """Enter and leave the kernel's context manager, sync or async."""
+    if isinstance(kern, Kernel):
         with kern:
             pass
     else:
         async with kern:
             pass
+
+
+async def test_kernel_context_manager_destroys(front: str, server: ScriptedServer) -> None:
+    server.reply(204)
+    kern = await make_kernel(front, server)
+    await leave(kern)
     assert server.last.method == "DELETE"
 
 
@@ -401,12 +406,7 @@ async def test_context_manager_tolerates_a_kernel_already_gone(
     real = transcript_response("32-destroy-unknown-kernel.json")
     server.reply(real["status"], raw=real["body"], content_type="application/problem+json")
     kern = await make_kernel(front, server)
-    if front == "sync":
-        with kern:
-            pass
-    else:
-        async with kern:
-            pass
+    await leave(kern)
     assert server.last.method == "DELETE"
 
 

@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -261,14 +261,18 @@ class DriverProcess:
             except FrameError:
                 self.kill()
                 return
-            for kind, data in frames:
-                if kind in OUTPUT_KINDS:
-                    self._push(Item(kind, data))
-                elif kind == SYNC_KIND:
-                    self._sync()
-                elif kind in CONTROL_KINDS:
-                    self._sync()
-                    self._push(Item(kind, data, control=True))
+            self._apply(frames, controls=True)
+
+    def _apply(self, frames: Iterable[tuple[str, Any]], *, controls: bool) -> None:
+        """Queue output frames in order; ``controls=False`` ignores control frames."""
+        for kind, data in frames:
+            if kind in OUTPUT_KINDS:
+                self._push(Item(kind, data))
+            elif kind == SYNC_KIND:
+                self._sync()
+            elif controls and kind in CONTROL_KINDS:
+                self._sync()
+                self._push(Item(kind, data, control=True))
 
     # ---- exit -----------------------------------------------------------------------------
 
@@ -325,11 +329,7 @@ class DriverProcess:
                 frames = self._frames.feed(chunk)
             except FrameError:
                 return
-            for kind, data in frames:
-                if kind in OUTPUT_KINDS:
-                    self._push(Item(kind, data))
-                elif kind == SYNC_KIND:
-                    self._sync()
+            self._apply(frames, controls=False)  # the driver is gone: only its output counts
 
     def _close_fds(self) -> None:
         for kind, fd in self._pipes.items():

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from sorna_sdk.local.registry import KernelRegistry, LocalKernel, RuntimeSettings
+from sorna_sdk.local.registry import KernelRegistry, LocalKernel
 
 from .helpers import run, text
 
 BATCH_ALL = {"build": "*", "buildLog": True, "exec": "*"}
-
-
-@pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[KernelRegistry]:
-    reg = KernelRegistry(RuntimeSettings(root=tmp_path / "kernels", flush_window=0.5, pool_size=0))
-    await reg.start()
-    yield reg
-    await reg.close()
 
 
 async def kernel_for(registry: KernelRegistry, lang: str) -> LocalKernel:

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from sorna_sdk.local.errors import InvalidParameters, UnknownLanguage
-from sorna_sdk.local.registry import KernelRegistry, LocalKernel, RuntimeSettings
+from sorna_sdk.local.registry import KernelRegistry, LocalKernel
 
 from .helpers import run, text
-
-
-@pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[KernelRegistry]:
-    reg = KernelRegistry(RuntimeSettings(root=tmp_path / "kernels", flush_window=0.5, pool_size=0))
-    await reg.start()
-    yield reg
-    await reg.close()
 
 
 @pytest.fixture
