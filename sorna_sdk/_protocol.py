@@ -1,6 +1,6 @@
-"""Sans-IO description of every v2 route: what to send, whether it is safe to repeat, how to parse.
-
-Both session fronts turn a :class:`Call` into one HTTP exchange; nothing here does I/O.
+"""Sans-IO description of one API exchange: what to send, whether it is safe to repeat, how to
+read the answer. Dialects (:mod:`sorna_sdk._dialects`) build :class:`Call` objects; both session
+fronts turn one into an HTTP exchange. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
-from .exceptions import APIResponseValidationError, InvalidArgumentError, error_from_response
-from .models import (
-    AuthorizeResponse,
-    CreateKernelRequest,
-    ExecuteRequest,
-    ExecutionResult,
-    HelloResponse,
-    KernelCreated,
-    KernelInfo,
-    Limits,
-)
+from .exceptions import APIResponseValidationError, APIStatusError, InvalidArgumentError
 
-__all__ = ["Call", "Response", "V2Routes", "encode_json"]
+__all__ = [
+    "Call",
+    "ErrorMapper",
+    "Files",
+    "Response",
+    "encode_json",
+    "header",
+    "json_model",
+    "kernel_path_segment",
+    "no_content",
+    "short_reason",
+    "unexpected_body",
+]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -44,6 +46,15 @@ class Response:
     method: str = ""
     url: str = ""
 
+    @property
+    def content_type(self) -> str:
+        """The response's ``Content-Type`` header (``""`` when absent)."""
+        return header(self.headers, "Content-Type") or ""
+
+
+#: Turns a non-2xx response into the dialect's exception.
+ErrorMapper = Callable[[Response], APIStatusError]
+
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
@@ -52,14 +63,22 @@ class Call(Generic[T]):
     method: str
     path: str
     parse: Callable[[Response], T]
+    #: Maps an error response to an exception (the dialect's problem table).
+    error: ErrorMapper
+    #: Query string parameters, in order (repeated names allowed).
+    params: Sequence[tuple[str, str]] = ()
     content: bytes | None = None
     content_type: str | None = None
     files: Files | None = None
+    #: Sign the request (``False`` only for anonymous routes such as version negotiation).
+    signed: bool = True
     #: Safe to send again after it may have reached the server.
     idempotent: bool = True
     #: Statuses that mean success when seen on a retry (a lost reply to a destroy
     #: leaves the kernel gone, so the repeat gets 404).
     done_on_retry: frozenset[int] = frozenset()
+    #: Seconds added to the configured read timeout (a create that waits for scheduling).
+    extra_timeout: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
 
     def handle(self, response: Response, *, attempt: int = 0) -> T:
@@ -67,13 +86,7 @@ class Call(Generic[T]):
         if attempt > 0 and response.status in self.done_on_retry:
             return self.parse(response)
         if not 200 <= response.status < 300:
-            raise error_from_response(
-                response.status,
-                response.content,
-                response.headers,
-                method=response.method,
-                url=response.url,
-            )
+            raise self.error(response)
         return self.parse(response)
 
 
@@ -82,7 +95,17 @@ def encode_json(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-def _model(model: type[M], key: str | None = None) -> Callable[[Response], M]:
+def json_model(
+    model: type[M],
+    key: str | None = None,
+    *,
+    prepare: Callable[[Any], Any] | None = None,
+) -> Callable[[Response], M]:
+    """A parser validating the JSON body (or its member ``key``) as ``model``.
+
+    ``prepare`` may rewrite the decoded JSON first (a dialect's normalisation).
+    """
+
     def parse(response: Response) -> M:
         try:
             data = json.loads(response.content)
@@ -90,23 +113,32 @@ def _model(model: type[M], key: str | None = None) -> Callable[[Response], M]:
                 if not isinstance(data, dict) or key not in data:
                     raise ValueError(f"the response has no {key!r} member")
                 data = data[key]
+            if prepare is not None:
+                data = prepare(data)
             return model.model_validate(data)
         except (ValueError, ValidationError) as exc:
-            raise APIResponseValidationError(
-                f"{response.method} {response.url}: unexpected response body for "
-                f"{model.__name__}: {_short(exc)}",
-                status=response.status,
-                body=response.content,
-            ) from exc
+            raise unexpected_body(response, model.__name__, exc) from exc
 
     return parse
 
 
-def _no_content(response: Response) -> None:
+def unexpected_body(response: Response, what: str, exc: Exception) -> APIResponseValidationError:
+    """The error for a 2xx body that does not match the protocol."""
+    return APIResponseValidationError(
+        f"{response.method} {response.url}: unexpected response body for {what}: "
+        f"{short_reason(exc)}",
+        status=response.status,
+        body=response.content,
+    )
+
+
+def no_content(response: Response) -> None:
+    """A parser for answers whose body does not matter (204, or an acknowledgement)."""
     return None
 
 
-def _short(exc: Exception) -> str:
+def short_reason(exc: Exception) -> str:
+    """An exception's message on one line, at most 300 characters."""
     text = " ".join(str(exc).split())
     return text if len(text) <= 300 else text[:299] + "…"
 
@@ -118,74 +150,13 @@ def kernel_path_segment(kernel_id: str) -> str:
     return quote(kernel_id, safe="")
 
 
-class V2Routes:
-    """The routes of the Sorna ``v2.20170315`` dialect (spec §5)."""
-
-    def __init__(self, major: str = "v2") -> None:
-        self._prefix = f"/{major}"
-
-    def hello(self) -> Call[HelloResponse]:
-        return Call("GET", self._prefix, _model(HelloResponse))
-
-    def authorize(self, echo: Any = None) -> Call[AuthorizeResponse]:
-        return self._json("GET", "/authorize", {"echo": echo}, _model(AuthorizeResponse))
-
-    def create(
-        self, lang: str, token: str, *, max_mem: int, exec_timeout: int, mounts: Sequence[str]
-    ) -> Call[KernelCreated]:
-        body = CreateKernelRequest(
-            lang=lang,
-            client_session_token=token,
-            limits=Limits(max_mem=max_mem, exec_timeout=exec_timeout),
-            mounts=list(mounts),
-        )
-        # Get-or-create is keyed by (access key, token, lang): a repeat returns the same kernel.
-        return self._json("POST", "/kernel/create", body.to_wire(), _model(KernelCreated))
-
-    def info(self, kernel_id: str) -> Call[KernelInfo]:
-        return Call("GET", self._kernel(kernel_id), _model(KernelInfo))
-
-    def restart(self, kernel_id: str) -> Call[None]:
-        return Call("PATCH", self._kernel(kernel_id), _no_content)
-
-    def destroy(self, kernel_id: str) -> Call[None]:
-        return Call("DELETE", self._kernel(kernel_id), _no_content, done_on_retry=frozenset({404}))
-
-    def execute(self, kernel_id: str, request: ExecuteRequest) -> Call[ExecutionResult]:
-        return Call(
-            "POST",
-            self._kernel(kernel_id),
-            _model(ExecutionResult, "result"),
-            content=encode_json(request.to_wire()),
-            content_type="application/json",
-            idempotent=False,
-        )
-
-    def upload(self, kernel_id: str, files: Sequence[tuple[str, bytes]]) -> Call[None]:
-        parts = [("src", (name, data)) for name, data in files]
-        return Call("POST", self._kernel(kernel_id) + "/upload", _no_content, files=parts)
-
-    def pty_path(self, kernel_id: str) -> str:
-        return f"{self._prefix}/stream/kernel/{kernel_path_segment(kernel_id)}/pty"
-
-    def _kernel(self, kernel_id: str) -> str:
-        return f"{self._prefix}/kernel/{kernel_path_segment(kernel_id)}"
-
-    def _json(self, method: str, path: str, body: Any, parse: Callable[[Response], T]) -> Call[T]:
-        return Call(
-            method,
-            self._prefix + path,
-            parse,
-            content=encode_json(body),
-            content_type="application/json",
-        )
-
-
-def routes_for(version: str) -> V2Routes:
-    """Pick the route set of a wire dialect by its version string."""
-    major = version.split(".", 1)[0]
-    if major != "v2":
-        raise InvalidArgumentError(
-            f"API version {version!r} is not supported yet; this SDK speaks v2.20170315"
-        )
-    return V2Routes(major)
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value from any mapping, ignoring the case of its name."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, item in headers.items():
+        if key.lower() == lowered:
+            return item
+    return None

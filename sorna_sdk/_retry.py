@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -42,14 +42,18 @@ class RetryPolicy:
         return self._backoff(attempt)
 
     def after_status(
-        self, status: int, headers: Mapping[str, str], *, idempotent: bool, attempt: int
+        self, status: int, retry_after: float | None, *, idempotent: bool, attempt: int
     ) -> float | None:
-        """Delay before retrying an error status, or ``None`` to give up."""
+        """Delay before retrying an error status, or ``None`` to give up.
+
+        ``retry_after`` is the wait the server asked for, in seconds (each dialect reads
+        its own rate-limit headers: milliseconds on Sorna v2, seconds on Backend.AI).
+        """
         if attempt >= self.max_retries:
             return None
         if status == 429:
             # Refused before running anything, so even an execute is safe to resend.
-            reset = _reset_seconds(headers)
+            reset = retry_after
             if reset is None:
                 return self._backoff(attempt)
             if reset > self.max_wait:
@@ -66,25 +70,3 @@ class RetryPolicy:
 
 def _quarter_jitter(delay: float) -> float:
     return random.uniform(0.0, delay / 4)
-
-
-def _reset_seconds(headers: Mapping[str, str]) -> float | None:
-    raw = _header(headers, "X-RateLimit-Reset")
-    if raw is None:
-        return None
-    try:
-        millis = float(raw)
-    except ValueError:
-        return None
-    return max(millis, 0.0) / 1000.0
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    for key, item in headers.items():
-        if key.lower() == lowered:
-            return item
-    return None

@@ -1,5 +1,5 @@
-"""Sans-IO state machine behind ``Kernel.run()``: follow ``continued``/``build-finished``,
-answer ``waiting-input``, merge everything into one result."""
+"""Sans-IO state machine behind ``Kernel.run()``: follow ``continued``/``build-finished``/
+``clean-finished``, answer ``waiting-input``, merge everything into one result."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ __all__ = ["InputSource", "RunState"]
 #: Where ``run()`` gets lines for ``waiting-input``: a callback given the
 #: waiting result (its console holds the prompt), or an iterable of lines.
 InputSource: TypeAlias = Callable[[ExecutionResult], str] | Iterable[str]
-
-_TERMINAL = frozenset({"finished", "exec-timeout"})
 
 
 class RunState:
@@ -50,8 +48,14 @@ class RunState:
                 self._console.append(item)
 
     @property
+    def started(self) -> bool:
+        """Whether a result has been fed."""
+        return self._last is not None
+
+    @property
     def done(self) -> bool:
-        return self._last is not None and self._last.status in _TERMINAL
+        """Whether the last result ended the run."""
+        return self._last is not None and self._last.done
 
     def next_code(self) -> str:
         """The ``code`` of the next execute call (``""`` to continue, or an input line)."""

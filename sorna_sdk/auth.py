@@ -1,7 +1,9 @@
 """Request signing (spec §3): pure ``sign()``/``verify()`` and an ``httpx.Auth`` adapter.
 
 The same ``sign()`` is used by the HTTP client, the WebSocket handshake and the
-local gateway's ``verify()``, so client and server cannot drift apart.
+local gateway's ``verify()``, so client and server cannot drift apart. What differs
+between wire dialects (scheme name, version header, whether the body is hashed) is a
+:class:`SigningPolicy`, owned by each dialect.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import Final
 
 import httpx
 
@@ -22,6 +25,8 @@ __all__ = [
     "AuthorizationHeader",
     "HMACAuth",
     "InvalidAuthorization",
+    "SORNA_SIGNING",
+    "SigningPolicy",
     "body_hash",
     "format_date",
     "parse_authorization",
@@ -43,6 +48,21 @@ _SCHEMES = ("Sorna", "BackendAI")
 
 class InvalidAuthorization(ValueError):
     """An ``Authorization`` or ``Date`` header could not be parsed."""
+
+
+@dataclass(frozen=True)
+class SigningPolicy:
+    """How a dialect signs: scheme name, version header, and whether the body is hashed."""
+
+    scheme: str = "Sorna"
+    #: Header carrying the API version; its lower-cased name is a line of the signed string.
+    version_header: str = "X-Sorna-Version"
+    #: Hash the body bytes (Sorna v2); otherwise the hash of ``b""`` is signed (Backend.AI v4+).
+    hash_body: bool = True
+
+
+#: The Sorna ``v2.20170315`` policy: ``Sorna`` scheme, ``X-Sorna-Version``, body hashed.
+SORNA_SIGNING: Final = SigningPolicy()
 
 
 def supported_hashes() -> frozenset[str]:
@@ -70,6 +90,16 @@ def parse_date(value: str) -> datetime:
     if moment.tzinfo is None:
         raise InvalidAuthorization("the Date header has no UTC offset")
     return moment
+
+
+def _signing_day(date: str) -> str:
+    """``%Y%m%d`` of the Date header for key derivation; a date without offset is UTC, as
+    Backend.AI servers take it (whether such a date is acceptable is the caller's check)."""
+    try:
+        return parse_date(date).strftime("%Y%m%d")
+    except InvalidAuthorization:
+        moment = datetime.fromisoformat(_normalise_iso(date.strip()))
+        return moment.replace(tzinfo=timezone.utc).strftime("%Y%m%d")
 
 
 _ISO_8601 = re.compile(
@@ -112,6 +142,7 @@ def string_to_sign(
     version: str,
     hash_name: str,
     version_header: str = "x-sorna-version",
+    hash_body: bool = True,
 ) -> str:
     """The newline-joined string that the signature covers (spec §3 step 2)."""
     return "\n".join(
@@ -122,7 +153,7 @@ def string_to_sign(
             f"host:{host}",
             f"content-type:{_bare_content_type(content_type)}",
             f"{version_header.lower()}:{version}",
-            body_hash(body, content_type, hash_name),
+            body_hash(body if hash_body else b"", content_type, hash_name),
         ]
     )
 
@@ -130,7 +161,7 @@ def string_to_sign(
 def signature(secret_key: str, *, date: str, host: str, text: str, hash_name: str) -> str:
     """Derive the signing key from the date and host, then sign ``text`` (spec §3 steps 3-4)."""
     _check_hash(hash_name)
-    day = parse_date(date).strftime("%Y%m%d")
+    day = _signing_day(date)
     k1 = hmac.new(secret_key.encode(), day.encode(), hash_name).digest()
     k2 = hmac.new(k1, host.encode(), hash_name).digest()
     return hmac.new(k2, text.encode(), hash_name).hexdigest()
@@ -150,10 +181,21 @@ def sign(
     hash_name: str = "sha256",
     scheme: str = "Sorna",
     version_header: str = "x-sorna-version",
+    hash_body: bool = True,
 ) -> str:
     """Return the ``Authorization`` header value for one request."""
     digest = _request_digest(
-        secret_key, method, path, date, host, content_type, body, version, hash_name, version_header
+        secret_key,
+        method,
+        path,
+        date,
+        host,
+        content_type,
+        body,
+        version,
+        hash_name,
+        version_header,
+        hash_body,
     )
     return f"{scheme} signMethod=HMAC-{hash_name.upper()}, credential={access_key}:{digest}"
 
@@ -169,6 +211,7 @@ def _request_digest(
     version: str,
     hash_name: str,
     version_header: str,
+    hash_body: bool,
 ) -> str:
     """The hex signature of one request: what ``sign`` sends and ``verify`` recomputes."""
     text = string_to_sign(
@@ -181,6 +224,7 @@ def _request_digest(
         version=version,
         hash_name=hash_name,
         version_header=version_header,
+        hash_body=hash_body,
     )
     return signature(secret_key, date=date, host=host, text=text, hash_name=hash_name)
 
@@ -231,6 +275,7 @@ def verify(
     body: bytes,
     version: str,
     version_header: str = "x-sorna-version",
+    hash_body: bool = True,
 ) -> bool:
     """Recompute the signature and compare it in constant time."""
     expected = _request_digest(
@@ -244,6 +289,7 @@ def verify(
         version,
         header.hash_name,
         version_header,
+        hash_body,
     )
     return hmac.compare_digest(expected.encode(), header.signature.encode())
 
@@ -251,8 +297,8 @@ def verify(
 class HMACAuth(httpx.Auth):
     """Signs every request (and every retry) with a fresh ``Date``.
 
-    Serves ``httpx.Client`` and ``httpx.AsyncClient`` alike. ``clock`` is
-    injectable so tests can pin the date.
+    Serves ``httpx.Client`` and ``httpx.AsyncClient`` alike. ``policy`` is the
+    dialect's :class:`SigningPolicy`; ``clock`` is injectable so tests can pin the date.
     """
 
     requires_request_body = True
@@ -264,6 +310,7 @@ class HMACAuth(httpx.Auth):
         *,
         version: str,
         hash_name: str = "sha256",
+        policy: SigningPolicy = SORNA_SIGNING,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         _check_hash(hash_name)
@@ -271,6 +318,7 @@ class HMACAuth(httpx.Auth):
         self._secret_key = secret_key
         self._version = version
         self._hash_name = hash_name
+        self._policy = policy
         self._clock = clock or _utc_now
 
     def __repr__(self) -> str:
@@ -283,12 +331,13 @@ class HMACAuth(httpx.Auth):
     def signed_headers(
         self, method: str, path: str, host: str, content_type: str, body: bytes
     ) -> dict[str, str]:
-        """``Date``, ``X-Sorna-Version`` and ``Authorization`` for a request sent another way
-        (the PTY WebSocket handshake)."""
+        """``Date``, the version header and ``Authorization`` for a request sent another way
+        (a WebSocket handshake)."""
         date = format_date(self._clock())
+        policy = self._policy
         return {
             "Date": date,
-            "X-Sorna-Version": self._version,
+            policy.version_header: self._version,
             "Authorization": sign(
                 method=method,
                 path=path,
@@ -300,11 +349,14 @@ class HMACAuth(httpx.Auth):
                 access_key=self._access_key,
                 secret_key=self._secret_key,
                 hash_name=self._hash_name,
+                scheme=policy.scheme,
+                version_header=policy.version_header,
+                hash_body=policy.hash_body,
             ),
         }
 
     def sign_request(self, request: httpx.Request) -> None:
-        """Add ``Date``, ``X-Sorna-Version`` and ``Authorization`` to ``request`` in place."""
+        """Add ``Date``, the version header and ``Authorization`` to ``request`` in place."""
         content_type = request.headers.get("Content-Type") or EMPTY_BODY_CONTENT_TYPE
         request.headers.update(
             self.signed_headers(

@@ -11,22 +11,48 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._constants import API_VERSION, DEFAULT_ENDPOINT, DEFAULT_HASH
+from ._dialects import AUTO, FAMILIES, supported_versions
 from ._version import __version__
 from .auth import supported_hashes
 from .exceptions import ConfigurationError
 
 __all__ = ["APIConfig", "DEFAULT_USER_AGENT", "ENV_ACCESS_KEY", "ENV_ENDPOINT", "ENV_SECRET_KEY"]
 
+#: The variables the embedded gateway prints (the Sorna family's names).
 ENV_ENDPOINT = "SORNA_ENDPOINT"
 ENV_ACCESS_KEY = "SORNA_ACCESS_KEY"
 ENV_SECRET_KEY = "SORNA_SECRET_KEY"  # noqa: S105 (a variable name, not a secret)
 DEFAULT_USER_AGENT = f"sorna-sdk/{__version__} (Python/{platform.python_version()})"
 
 
+def _lookup(env: Mapping[str, str], key: str) -> tuple[str, str] | None:
+    """``(variable, value)`` of the first family prefix that sets ``key`` (BACKEND_, SORNA_)."""
+    for family in FAMILIES:
+        name = family.env_prefix + key
+        value = env.get(name, "").strip()
+        if value:
+            return name, value
+    return None
+
+
+def _missing(env: Mapping[str, str], key: str) -> str:
+    """Name the variable to set: the family already in use, or every family's name."""
+    for family in FAMILIES:
+        if any(env.get(family.env_prefix + other, "").strip() for other in _KEYS):
+            return family.env_prefix + key
+    return " or ".join(family.env_prefix + key for family in FAMILIES)
+
+
+_KEYS = ("ENDPOINT", "ACCESS_KEY", "SECRET_KEY", "API_VERSION")
+
+
 @dataclass(frozen=True)
 class APIConfig:
-    """Where and how to reach a Sorna API server.
+    """Where and how to reach a Sorna or Backend.AI API server.
 
+    ``version`` picks the wire dialect: ``"v2.20170315"`` (Sorna, the embedded gateway),
+    a Backend.AI version from ``"v4.20181215"`` to ``"v9.20250722"``, or ``"auto"`` to ask
+    a Backend.AI server (``GET /``) and use ``min(server, newest supported)``.
     The secret key is kept out of ``repr()`` and ``str()``. Build one directly,
     or with :meth:`from_env`; derive variants with :meth:`replace`.
     """
@@ -46,6 +72,9 @@ class APIConfig:
     max_retries: int = 2
     #: Upper bound, in seconds, of one wait before retrying (429 included).
     max_retry_wait: float = 30.0
+    #: Backend.AI domain and project (group) of new sessions (``None``: ``"default"``).
+    domain: str | None = None
+    group: str | None = None
 
     def __post_init__(self) -> None:
         if not self.access_key:
@@ -65,8 +94,11 @@ class APIConfig:
                 f"hash_name {self.hash_name!r} is not supported; "
                 f"use one of {', '.join(sorted(supported_hashes()))}"
             )
-        if not self.version.startswith("v") or "." not in self.version:
-            raise ConfigurationError(f"version must look like 'v2.20170315', got {self.version!r}")
+        if self.version != AUTO and self.version not in supported_versions():
+            raise ConfigurationError(
+                f"version {self.version!r} is not supported; use 'auto' or one of "
+                + ", ".join(supported_versions())
+            )
         if self.max_retries < 0:
             raise ConfigurationError("max_retries must be 0 or more")
 
@@ -75,33 +107,52 @@ class APIConfig:
 
     @property
     def major_version(self) -> str:
-        """The path prefix of every route, e.g. ``v2``."""
+        """The major part of the configured version, e.g. ``v2`` (``auto`` when negotiated)."""
         return self.version.split(".", 1)[0]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> APIConfig:
-        """Read ``SORNA_ACCESS_KEY``, ``SORNA_SECRET_KEY`` and ``SORNA_ENDPOINT``.
+        """Read the configuration from ``BACKEND_*`` variables, falling back to ``SORNA_*``.
 
-        Raises :class:`~sorna_sdk.ConfigurationError` naming the variable that is
-        missing. Keyword arguments override what the environment says.
+        ``ACCESS_KEY`` and ``SECRET_KEY`` are required; ``ENDPOINT``, ``API_VERSION``,
+        ``DOMAIN`` and ``GROUP`` are optional. When the endpoint comes from
+        ``BACKEND_ENDPOINT`` and no version is set, the version is ``"auto"``; otherwise
+        it defaults to ``v2.20170315``. Raises :class:`~sorna_sdk.ConfigurationError`
+        naming the variable that is missing or wrong. Keyword arguments override what
+        the environment says.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for name, env_var in (("access_key", ENV_ACCESS_KEY), ("secret_key", ENV_SECRET_KEY)):
+        for name, key in (("access_key", "ACCESS_KEY"), ("secret_key", "SECRET_KEY")):
             if name in overrides:
                 continue
-            value = env.get(env_var, "").strip()
-            if not value:
+            found = _lookup(env, key)
+            if found is None:
                 raise ConfigurationError(
-                    f"the environment variable {env_var} is not set; "
+                    f"the environment variable {_missing(env, key)} is not set; "
                     "export it or pass the key to APIConfig() directly"
                 )
-            values[name] = value
-        endpoint = env.get(ENV_ENDPOINT, "").strip()
-        if endpoint:
-            values["endpoint"] = endpoint
+            values[name] = found[1]
+        endpoint = _lookup(env, "ENDPOINT")
+        if endpoint is not None:
+            values["endpoint"] = endpoint[1]
+        version = _lookup(env, "API_VERSION")
+        if version is not None:
+            values["version"] = version[1]
+        elif endpoint is not None:
+            family = next(f for f in FAMILIES if endpoint[0] == f.env_prefix + "ENDPOINT")
+            values["version"] = family.env_default_version
+        for name, key in (("domain", "DOMAIN"), ("group", "GROUP")):
+            found = _lookup(env, key)
+            if found is not None:
+                values[name] = found[1]
         values.update(overrides)
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigurationError as exc:
+            if version is not None and "version" not in overrides and "version" in str(exc):
+                raise ConfigurationError(f"{version[0]}: {exc}") from None
+            raise
 
     def replace(self, **changes: Any) -> APIConfig:
         """Return a copy with some fields changed."""

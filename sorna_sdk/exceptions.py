@@ -2,17 +2,24 @@
 
     SornaError
     ├── ConfigurationError            bad or missing configuration (names the variable)
+    │   └── UnsupportedAPIVersionError    version negotiation found no common version
     ├── InvalidArgumentError          a call's argument was refused before any I/O
+    │   └── UnsupportedOperationError     the server's API version has no such operation
     ├── APIConnectionError            the request got no response
     │   └── APITimeoutError
     ├── APIStatusError                the server answered 4xx/5xx (status, type, title, body)
     │   ├── BadRequestError                  400 generic-bad-request
     │   │   ├── InvalidAuthParamsError       400 invalid-auth-params
-    │   │   └── InvalidAPIParamsError        400 invalid-api-params
+    │   │   ├── InvalidAPIParamsError        400 invalid-api-params
+    │   │   └── SessionAlreadyExistsError    400 session-already-exists
     │   ├── AuthenticationError              401 auth-failed
+    │   ├── PermissionDeniedError            403 generic-forbidden
+    │   │   └── InsufficientPrivilegeError   403 insufficient-privilege
     │   ├── NotFoundError                    404 generic-not-found
     │   │   ├── KernelNotFoundError          404 kernel-not-found
+    │   │   ├── ImageNotFoundError           404 (Backend.AI: an unknown image reference)
     │   │   └── InstanceNotFoundError        404 instance-not-found
+    │   ├── InvalidKernelStatusError         409 invalid-kernel-status
     │   ├── QuotaExceededError               412 quota-exceeded
     │   ├── RateLimitError                   429 rate-limit-exceeded
     │   ├── InternalServerError              500 internal-server-error
@@ -22,14 +29,19 @@
     │   │   └── KernelExecutionFailedError   500 kernel-execution-failed
     │   └── ServiceUnavailableError          503 service-unavailable
     │       ├── InstanceNotAvailableError    503 instance-not-available
-    │       └── NotImplementedByServerError  503 not-implemented
+    │       │   └── SchedulingFailedError    (Backend.AI: no agent can run the session)
+    │       └── NotImplementedByServerError  503 not-implemented (501 on Backend.AI)
     ├── APIResponseValidationError    a 2xx body that does not match the protocol
     ├── ExecutionError                a high-level run() could not finish (e.g. input needed)
-    └── PtyError                      the terminal stream was refused or closed
+    ├── PtyError                      the terminal stream was refused or closed
+    └── StreamError                   an execute or event stream misbehaved or was cut
 
-Statuses with no problem type of their own map by status (405 gives
-``APIStatusError``; any other 5xx ``InternalServerError``). Branch on the class
-or on ``.type``, never on ``.title``.
+The slugs above are those of the Sorna v2 API (``https://api.sorna.io/probs/``); each wire
+dialect maps its own problem types (Backend.AI: ``https://api.backend.ai/probs/``) onto the
+same classes, so code that catches ``KernelNotFoundError`` works against either server.
+A class names a meaning; ``.status`` is what the server actually sent. Statuses with no
+problem type of their own map by status (405 gives ``APIStatusError``; any other 5xx
+``InternalServerError``). Branch on the class or on ``.type``, never on ``.title``.
 """
 
 from __future__ import annotations
@@ -51,12 +63,15 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ExecutionError",
+    "ImageNotFoundError",
     "InstanceNotAvailableError",
     "InstanceNotFoundError",
+    "InsufficientPrivilegeError",
     "InternalServerError",
     "InvalidAPIParamsError",
     "InvalidArgumentError",
     "InvalidAuthParamsError",
+    "InvalidKernelStatusError",
     "KernelCreationFailedError",
     "KernelDestructionFailedError",
     "KernelExecutionFailedError",
@@ -64,11 +79,18 @@ __all__ = [
     "KernelRestartFailedError",
     "NotFoundError",
     "NotImplementedByServerError",
+    "PermissionDeniedError",
     "PtyError",
     "QuotaExceededError",
     "RateLimitError",
+    "SchedulingFailedError",
     "ServiceUnavailableError",
+    "SessionAlreadyExistsError",
     "SornaError",
+    "StreamError",
+    "UnsupportedAPIVersionError",
+    "UnsupportedOperationError",
+    "build_error",
     "error_from_response",
 ]
 
@@ -83,8 +105,23 @@ class ConfigurationError(SornaError):
     """The configuration is missing or invalid."""
 
 
+class UnsupportedAPIVersionError(ConfigurationError):
+    """Version negotiation failed: the server is too old, or did not say its version.
+
+    ``server_version`` is what the server reported (``None`` if it said nothing usable).
+    """
+
+    def __init__(self, message: str, *, server_version: str | None = None) -> None:
+        super().__init__(message)
+        self.server_version = server_version
+
+
 class InvalidArgumentError(SornaError, ValueError):
     """An argument was refused before anything was sent."""
+
+
+class UnsupportedOperationError(InvalidArgumentError):
+    """The API version this session speaks has no such operation (nothing was sent)."""
 
 
 class APIConnectionError(SornaError):
@@ -113,6 +150,10 @@ class ExecutionError(SornaError):
     """A high-level run could not complete (for example, input was needed and none given)."""
 
 
+class StreamError(SornaError):
+    """An execute stream or an event stream was refused, cut, or sent something unexpected."""
+
+
 class PtyError(SornaError):
     """The PTY stream was closed (``code``: the WebSocket close code) or misbehaved."""
 
@@ -127,7 +168,9 @@ class APIStatusError(SornaError):
 
     Attributes: ``status`` (HTTP status), ``type`` (problem type URI, or
     ``"about:blank"`` when the body had none), ``title``, ``problem`` (the
-    parsed JSON body, or ``None``), ``body`` (raw bytes) and ``headers``.
+    parsed JSON body, or ``None``), ``body`` (raw bytes), ``headers``, and
+    ``retry_after`` (seconds the server asked to wait, when it said).
+    Backend.AI's extra members are ``error_code``, ``msg`` and ``data``.
     """
 
     status_code: ClassVar[int | None] = None
@@ -144,6 +187,7 @@ class APIStatusError(SornaError):
         headers: Mapping[str, str] | None = None,
         method: str = "",
         url: str = "",
+        retry_after: float | None = None,
     ) -> None:
         self.status = status
         self.type = type
@@ -154,8 +198,29 @@ class APIStatusError(SornaError):
         self.headers: Mapping[str, str] = httpx.Headers(dict(headers or {}))
         self.method = method
         self.url = url
+        self.retry_after = retry_after
         where = f" ({method} {url})" if method else ""
-        super().__init__(f"{status} {title} [{type}]{where}")
+        detail = self.msg
+        detail = f": {_one_line(detail)}" if detail and detail not in title else ""
+        super().__init__(f"{status} {title}{detail} [{type}]{where}")
+
+    @property
+    def error_code(self) -> str | None:
+        """Backend.AI's machine-readable ``error_code`` (``domain_operation_detail``)."""
+        value = (self.problem or {}).get("error_code")
+        return value if isinstance(value, str) else None
+
+    @property
+    def msg(self) -> str | None:
+        """The server's human-readable detail (``msg``, or RFC 7807 ``detail``)."""
+        problem = self.problem or {}
+        value = problem.get("msg", problem.get("detail"))
+        return value if isinstance(value, str) else None
+
+    @property
+    def data(self) -> Any:
+        """Backend.AI's ``data`` member (structured detail; its shape depends on the type)."""
+        return (self.problem or {}).get("data")
 
     @property
     def agent_details(self) -> Mapping[str, Any] | None:
@@ -167,110 +232,154 @@ class APIStatusError(SornaError):
 class BadRequestError(APIStatusError):
     """400: the request was malformed."""
 
-    status_code = 400
-    problem_type = PROBLEM_BASE + "generic-bad-request"
+    status_code: ClassVar[int | None] = 400
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "generic-bad-request"
 
 
 class InvalidAuthParamsError(BadRequestError):
     """400: missing or malformed authentication headers, or clock skew."""
 
-    problem_type = PROBLEM_BASE + "invalid-auth-params"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "invalid-auth-params"
 
 
 class InvalidAPIParamsError(BadRequestError):
     """400: missing or invalid API parameters."""
 
-    problem_type = PROBLEM_BASE + "invalid-api-params"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "invalid-api-params"
+
+
+class SessionAlreadyExistsError(BadRequestError):
+    """400: a session with that name exists and reuse was not allowed (Backend.AI)."""
+
+    problem_type: ClassVar[str | None] = None
+
+    @property
+    def existing_session_id(self) -> str | None:
+        """The id of the session that already has the name, when the server said."""
+        data = self.data
+        value = data.get("existingSessionId") if isinstance(data, Mapping) else None
+        return value if isinstance(value, str) else None
 
 
 class AuthenticationError(APIStatusError):
     """401: unknown access key or signature mismatch."""
 
-    status_code = 401
-    problem_type = PROBLEM_BASE + "auth-failed"
+    status_code: ClassVar[int | None] = 401
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "auth-failed"
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the credentials are valid but may not do this."""
+
+    status_code: ClassVar[int | None] = 403
+    problem_type = None
+
+
+class InsufficientPrivilegeError(PermissionDeniedError):
+    """403: the user's role lacks a permission the operation needs (Backend.AI)."""
 
 
 class NotFoundError(APIStatusError):
     """404: unknown URL path."""
 
-    status_code = 404
-    problem_type = PROBLEM_BASE + "generic-not-found"
+    status_code: ClassVar[int | None] = 404
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "generic-not-found"
 
 
 class KernelNotFoundError(NotFoundError):
     """404: no such kernel (or not yours)."""
 
-    problem_type = PROBLEM_BASE + "kernel-not-found"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-not-found"
 
 
 class InstanceNotFoundError(NotFoundError):
     """404: no such agent instance."""
 
-    problem_type = PROBLEM_BASE + "instance-not-found"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "instance-not-found"
+
+
+class ImageNotFoundError(NotFoundError):
+    """404: the server knows no image (language) by that reference (Backend.AI)."""
+
+    problem_type: ClassVar[str | None] = None
+
+
+class InvalidKernelStatusError(APIStatusError):
+    """409: the kernel is not in a state that allows this (e.g. not running yet)."""
+
+    status_code: ClassVar[int | None] = 409
+    problem_type = None
 
 
 class QuotaExceededError(APIStatusError):
     """412: the keypair's concurrency limit is reached."""
 
-    status_code = 412
-    problem_type = PROBLEM_BASE + "quota-exceeded"
+    status_code: ClassVar[int | None] = 412
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "quota-exceeded"
 
 
 class RateLimitError(APIStatusError):
     """429: the keypair's query rate limit is reached."""
 
-    status_code = 429
-    problem_type = PROBLEM_BASE + "rate-limit-exceeded"
+    status_code: ClassVar[int | None] = 429
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "rate-limit-exceeded"
 
 
 class InternalServerError(APIStatusError):
     """5xx: an unexpected server failure."""
 
-    status_code = 500
-    problem_type = PROBLEM_BASE + "internal-server-error"
+    status_code: ClassVar[int | None] = 500
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "internal-server-error"
 
 
 class KernelCreationFailedError(InternalServerError):
     """500: the agent failed to create the kernel."""
 
-    problem_type = PROBLEM_BASE + "kernel-creation-failed"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-creation-failed"
 
 
 class KernelDestructionFailedError(InternalServerError):
     """500: the agent failed to destroy the kernel."""
 
-    problem_type = PROBLEM_BASE + "kernel-destruction-failed"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-destruction-failed"
 
 
 class KernelRestartFailedError(InternalServerError):
     """500: the agent failed to restart the kernel."""
 
-    problem_type = PROBLEM_BASE + "kernel-restart-failed"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-restart-failed"
 
 
 class KernelExecutionFailedError(InternalServerError):
     """500: the agent failed to execute the code."""
 
-    problem_type = PROBLEM_BASE + "kernel-execution-failed"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-execution-failed"
 
 
 class ServiceUnavailableError(APIStatusError):
     """503: the server is not ready."""
 
-    status_code = 503
-    problem_type = PROBLEM_BASE + "service-unavailable"
+    status_code: ClassVar[int | None] = 503
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "service-unavailable"
 
 
 class InstanceNotAvailableError(ServiceUnavailableError):
     """503: no capacity to start a kernel."""
 
-    problem_type = PROBLEM_BASE + "instance-not-available"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "instance-not-available"
+
+
+class SchedulingFailedError(InstanceNotAvailableError):
+    """No agent can run the session: none in the resource group, none with free capacity,
+    or the scheduler refused it (Backend.AI answers 400 or 503 for these)."""
+
+    problem_type: ClassVar[str | None] = None
 
 
 class NotImplementedByServerError(ServiceUnavailableError):
     """503: the server does not implement this API query."""
 
-    problem_type = PROBLEM_BASE + "not-implemented"
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "not-implemented"
 
 
 _ALL_STATUS_CLASSES: tuple[type[APIStatusError], ...] = (
@@ -297,15 +406,25 @@ PROBLEM_CLASSES: Mapping[str, type[APIStatusError]] = {
     cls.problem_type: cls for cls in _ALL_STATUS_CLASSES if cls.problem_type
 }
 #: Status -> class for bodies without a known problem type.
-_STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {
+STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
+    403: PermissionDeniedError,
     404: NotFoundError,
+    409: InvalidKernelStatusError,
     412: QuotaExceededError,
     429: RateLimitError,
     500: InternalServerError,
     503: ServiceUnavailableError,
 }
+
+
+def status_class(status: int) -> type[APIStatusError]:
+    """The class for an error status whose body names no known problem type."""
+    cls = STATUS_CLASSES.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else APIStatusError
+    return cls
 
 
 def error_from_response(
@@ -315,16 +434,33 @@ def error_from_response(
     *,
     method: str = "",
     url: str = "",
+    retry_after: float | None = None,
 ) -> APIStatusError:
-    """Map an error response to its exception: by problem type first, then by status."""
-    problem = _parse_problem(body)
+    """Map a Sorna v2 error response to its exception: by problem type first, then by status."""
+    problem = parse_problem(body)
     problem_type = problem.get("type") if problem is not None else None
-    title = problem.get("title") if problem is not None else None
     cls = PROBLEM_CLASSES.get(problem_type) if isinstance(problem_type, str) else None
     if cls is None or cls.status_code != status:
-        cls = _STATUS_CLASSES.get(status)
-        if cls is None:
-            cls = InternalServerError if status >= 500 else APIStatusError
+        cls = status_class(status)
+    return build_error(
+        cls, status, body, problem, headers, method=method, url=url, retry_after=retry_after
+    )
+
+
+def build_error(
+    cls: type[APIStatusError],
+    status: int,
+    body: bytes,
+    problem: dict[str, Any] | None,
+    headers: Mapping[str, str] | None = None,
+    *,
+    method: str = "",
+    url: str = "",
+    retry_after: float | None = None,
+) -> APIStatusError:
+    """Instantiate ``cls`` for one error response (title falls back to a body excerpt)."""
+    problem_type = problem.get("type") if problem is not None else None
+    title = problem.get("title") if problem is not None else None
     if not isinstance(title, str) or not title:
         title = _excerpt(body) or f"HTTP {status}"
     return cls(
@@ -336,15 +472,22 @@ def error_from_response(
         headers=headers,
         method=method,
         url=url,
+        retry_after=retry_after,
     )
 
 
-def _parse_problem(body: bytes) -> dict[str, Any] | None:
+def parse_problem(body: bytes) -> dict[str, Any] | None:
+    """The JSON object of an error body, or ``None`` (HTML from a proxy, empty, ...)."""
     try:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _excerpt(body: bytes) -> str:

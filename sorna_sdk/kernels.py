@@ -1,58 +1,85 @@
-"""Kernel handles: :class:`Kernel` (sync) and :class:`AsyncKernel` (async), same methods."""
+"""Kernel handles: :class:`Kernel` (sync) and :class:`AsyncKernel` (async), same methods.
+
+Every method asks the session's dialect for the call to make (``lambda api: ...``), so one
+code path serves Sorna v2 and Backend.AI alike. On Backend.AI a kernel is a compute
+session and ``lang`` is its image reference (``python``, ``python:3.11-debian12``, ...).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ._protocol import kernel_path_segment
+from ._archive import ArchiveError, ExtractLimits, extract_tar, split_multipart_mixed
+from ._dialects import CreateReply, CreateSpec, EventsTarget, PendingRun
+from ._protocol import Response, kernel_path_segment
 from ._run import InputSource, RunState
-from .exceptions import InvalidArgumentError, KernelNotFoundError
+from .events import EventStream, SyncEventStream
+from .exceptions import APIResponseValidationError, InvalidArgumentError, KernelNotFoundError
+from .execute_stream import ExecuteStream, SyncExecuteStream
 from .models import (
     AuthorizeResponse,
     BatchOptions,
     BatchRequest,
     CompleteOptions,
     CompleteRequest,
+    Completions,
+    CreateStatus,
+    DestroyResult,
     ExecMode,
     ExecuteRequest,
     ExecutionResult,
+    FileList,
     KernelInfo,
     QueryRequest,
+    ServicePort,
+    SessionType,
 )
 from .pty import StreamPty, SyncStreamPty
 from .session import AsyncSession, Session, get_default_async_session, get_default_session
 
-__all__ = ["AsyncKernel", "Kernel"]
+__all__ = ["AsyncKernel", "ClusterMode", "Kernel"]
 
-TOKEN_MIN, TOKEN_MAX = 8, 80
 StrPath = str | os.PathLike[str]
+ClusterMode = Literal["single-node", "multi-node"]
+#: Upper bound of what one download() may write (all files together).
+DOWNLOAD_LIMIT = 1 << 30
 
 
-def _client_token(token: str | None) -> str:
-    if token is None:
-        return secrets.token_urlsafe(18)
-    if not isinstance(token, str) or not TOKEN_MIN <= len(token) <= TOKEN_MAX:
-        length = len(token) if isinstance(token, str) else type(token).__name__
+def _check_lang(lang: str | None, image: str | None) -> str:
+    if lang is not None and image is not None:
+        raise InvalidArgumentError("pass lang or image (the same thing on Backend.AI), not both")
+    chosen = lang if lang is not None else image
+    if not isinstance(chosen, str) or not chosen.strip():
         raise InvalidArgumentError(
-            f"client_token must be {TOKEN_MIN} to {TOKEN_MAX} characters long, got {length}"
+            "lang must be a non-empty string such as 'python3' (Sorna) or an image "
+            "reference such as 'python:3.11-debian12' (Backend.AI)"
         )
-    return token
+    return chosen
 
 
-def _check_create_args(lang: str, max_mem: int, exec_timeout: int) -> None:
-    if not isinstance(lang, str) or not lang.strip():
-        raise InvalidArgumentError("lang must be a non-empty string such as 'python3'")
+def _check_limits(max_mem: int, exec_timeout: int, max_wait: int | None, size: int) -> None:
     for name, value in (("max_mem", max_mem), ("exec_timeout", exec_timeout)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InvalidArgumentError(f"{name} must be an integer >= 0, got {value!r}")
+    if max_wait is not None and (
+        not isinstance(max_wait, int) or isinstance(max_wait, bool) or max_wait < 0
+    ):
+        raise InvalidArgumentError(f"max_wait must be an integer >= 0 (seconds), got {max_wait!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise InvalidArgumentError(f"cluster_size must be an integer >= 1, got {size!r}")
+
+
+def _with_token(spec: CreateSpec, token: str) -> CreateSpec:
+    return replace(spec, token=token)
 
 
 def _execute_request(
@@ -78,7 +105,7 @@ def _read_uploads(paths: Iterable[StrPath], base_dir: StrPath | None) -> list[tu
     """Read files, naming each by its path relative to ``base_dir`` (default: cwd)."""
     base = Path(base_dir if base_dir is not None else os.getcwd()).resolve()
     files: list[tuple[str, bytes]] = []
-    for raw in paths:
+    for raw in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
         path = Path(raw)
         full = (path if path.is_absolute() else base / path).resolve()
         try:
@@ -95,6 +122,39 @@ def _read_uploads(paths: Iterable[StrPath], base_dir: StrPath | None) -> list[tu
     return files
 
 
+def _download_paths(paths: str | Sequence[str]) -> list[str]:
+    names = [paths] if isinstance(paths, str) else list(paths)
+    if not names or not all(isinstance(name, str) and name.strip() for name in names):
+        raise InvalidArgumentError("download() needs one or more non-empty paths")
+    return names
+
+
+def _check_path(path: str, what: str = "path") -> str:
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidArgumentError(f"{what} must be a non-empty string")
+    return path
+
+
+def _extract(response: Response, dest: StrPath, max_bytes: int) -> list[Path]:
+    """Unpack a download answer (multipart/mixed of tar archives) under ``dest``."""
+    target = Path(dest)
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        written: list[Path] = []
+        limit = max_bytes
+        for part in split_multipart_mixed(response.content_type, response.content):
+            paths = extract_tar(part, target, limits=ExtractLimits(max_bytes=limit))
+            written.extend(paths)
+            limit -= sum(path.stat().st_size for path in paths if path.is_file())
+        return written
+    except ArchiveError as exc:
+        raise APIResponseValidationError(
+            f"{response.method} {response.url}: the download could not be unpacked: {exc}",
+            status=response.status,
+            body=response.content[:1024],
+        ) from exc
+
+
 class _KernelBase:
     """State and helpers shared by both handles."""
 
@@ -105,21 +165,91 @@ class _KernelBase:
         lang: str | None = None,
         client_token: str | None = None,
         created: bool | None = None,
+        status: CreateStatus | None = None,
+        service_ports: Sequence[ServicePort] = (),
     ) -> None:
         kernel_path_segment(kernel_id)  # refuses empty ids before any I/O
+        #: How the server addresses the kernel (Backend.AI v5+: the session's UUID).
         self.kernel_id = kernel_id
         self.lang = lang
+        #: The token it was created with (Backend.AI: the session name).
         self.client_token = client_token
         #: Whether get_or_create started a new kernel (None if the server did not say).
         self.created = created
+        #: The session's status when created (Backend.AI; None from Sorna servers).
+        self.status = status
+        #: Services the session exposes (Backend.AI).
+        self.service_ports: tuple[ServicePort, ...] = tuple(service_ports)
+        self._pending: PendingRun | None = None
 
     def __repr__(self) -> str:
         lang = f" lang={self.lang!r}" if self.lang else ""
-        return f"<{type(self).__name__} {self.kernel_id!r}{lang}>"
+        status = f" status={self.status}" if self.status else ""
+        return f"<{type(self).__name__} {self.kernel_id!r}{lang}{status}>"
+
+    def _track(self, result: ExecutionResult) -> ExecutionResult:
+        """Remember an unfinished run so that the next execute continues it."""
+        if result.done:
+            self._pending = None
+        else:
+            run_id = result.run_id or (self._pending.run_id if self._pending else None)
+            self._pending = PendingRun(status=result.status, run_id=run_id)
+        return result
+
+    def _events_target(self) -> EventsTarget:
+        return EventsTarget(kernel_id=self.kernel_id, name=self.client_token)
+
+    @staticmethod
+    def _spec(
+        lang: str | None,
+        image: str | None,
+        *,
+        mounts: Sequence[str],
+        max_mem: int,
+        exec_timeout: int,
+        session_type: SessionType | None,
+        enqueue_only: bool,
+        max_wait: int | None,
+        reuse: bool,
+        resources: Mapping[str, str | int] | None,
+        environ: Mapping[str, str] | None,
+        cluster_size: int,
+        cluster_mode: ClusterMode,
+        resource_group: str | None,
+        domain: str | None,
+        group: str | None,
+    ) -> CreateSpec:
+        _check_limits(max_mem, exec_timeout, max_wait, cluster_size)
+        return CreateSpec(
+            lang=_check_lang(lang, image),
+            token="",
+            mounts=tuple(mounts),
+            max_mem=max_mem,
+            exec_timeout=exec_timeout,
+            session_type=session_type,
+            enqueue_only=enqueue_only,
+            max_wait=max_wait,
+            reuse=reuse,
+            resources=resources,
+            environ=environ,
+            cluster_size=cluster_size,
+            cluster_mode=cluster_mode,
+            resource_group=resource_group,
+            domain=domain,
+            group=group,
+        )
+
+
+def _handle_args(reply: CreateReply) -> dict[str, Any]:
+    return {
+        "created": reply.created,
+        "status": reply.status,
+        "service_ports": reply.service_ports,
+    }
 
 
 class Kernel(_KernelBase):
-    """A kernel session on the server; ``Kernel(kernel_id)`` attaches to an existing one.
+    """A kernel (Backend.AI: a compute session); ``Kernel(kernel_id)`` attaches to one.
 
     Use as a context manager to destroy the kernel on exit.
     """
@@ -132,49 +262,91 @@ class Kernel(_KernelBase):
         lang: str | None = None,
         client_token: str | None = None,
         created: bool | None = None,
+        status: CreateStatus | None = None,
+        service_ports: Sequence[ServicePort] = (),
     ) -> None:
-        super().__init__(kernel_id, lang=lang, client_token=client_token, created=created)
+        super().__init__(
+            kernel_id,
+            lang=lang,
+            client_token=client_token,
+            created=created,
+            status=status,
+            service_ports=service_ports,
+        )
         self.session = session if session is not None else get_default_session()
 
     @classmethod
     def get_or_create(
         cls,
-        lang: str,
+        lang: str | None = None,
         client_token: str | None = None,
         *,
+        image: str | None = None,
         mounts: Sequence[str] = (),
         max_mem: int = 0,
         exec_timeout: int = 0,
+        session_type: SessionType | None = None,
+        enqueue_only: bool = False,
+        max_wait: int | None = None,
+        reuse: bool = True,
+        resources: Mapping[str, str | int] | None = None,
+        environ: Mapping[str, str] | None = None,
+        cluster_size: int = 1,
+        cluster_mode: ClusterMode = "single-node",
+        resource_group: str | None = None,
         session: Session | None = None,
     ) -> Kernel:
         """Return the living kernel for (your key, ``client_token``, ``lang``), or start one.
 
-        ``max_mem`` is in KiB and ``exec_timeout`` in seconds (0: server default).
-        An omitted ``client_token`` is random, so the kernel is new.
+        Sorna: ``max_mem`` is in KiB and ``exec_timeout`` in seconds (0: server default).
+        Backend.AI: ``lang`` (or ``image``) is the image reference, ``client_token`` the
+        session name (4-64 characters), and the other keywords are the session's options
+        (``max_wait`` in seconds; ``reuse=False`` raises ``SessionAlreadyExistsError`` if
+        the name is taken). An omitted ``client_token`` is random, so the kernel is new.
         """
-        token = _client_token(client_token)
-        _check_create_args(lang, max_mem, exec_timeout)
         session = session if session is not None else get_default_session()
-        call = session.routes.create(
-            lang, token, max_mem=max_mem, exec_timeout=exec_timeout, mounts=mounts
+        spec = cls._spec(
+            lang,
+            image,
+            mounts=mounts,
+            max_mem=max_mem,
+            exec_timeout=exec_timeout,
+            session_type=session_type,
+            enqueue_only=enqueue_only,
+            max_wait=max_wait,
+            reuse=reuse,
+            resources=resources,
+            environ=environ,
+            cluster_size=cluster_size,
+            cluster_mode=cluster_mode,
+            resource_group=resource_group,
+            domain=session.config.domain,
+            group=session.config.group,
         )
-        reply = session.send(call)
+        api = session.dialect()
+        token = client_token if client_token is not None else api.new_token()
+        api.check_token(token)
+        reply: CreateReply = session.exchange(api.create(_with_token(spec, token)))
         return cls(
-            reply.kernel_id, session=session, lang=lang, client_token=token, created=reply.created
-        )
+            reply.kernel_id, session=session, lang=spec.lang, client_token=token,
+            **_handle_args(reply),
+        )  # fmt: skip
 
     @classmethod
     def authorize(cls, echo: Any = None, *, session: Session | None = None) -> AuthorizeResponse:
-        """Check the credentials against the server (``GET /v2/authorize``)."""
+        """Check the credentials against the server."""
         session = session if session is not None else get_default_session()
         return session.authorize(echo)
 
     def execute(
         self, code: str = "", mode: ExecMode = "query", opts: Mapping[str, Any] | None = None
     ) -> ExecutionResult:
-        """Run one execute call. ``code=""`` continues a ``continued`` run."""
+        """Run one execute call. While a run is unfinished, ``code=""`` continues it and a
+        line of text answers ``waiting-input``."""
         request = _execute_request(code, mode, opts)
-        return self.session.send(self.session.routes.execute(self.kernel_id, request))
+        pending = self._pending
+        result = self.session.send(lambda api: api.execute(self.kernel_id, request, pending))
+        return self._track(result)
 
     def run(
         self,
@@ -186,7 +358,7 @@ class Kernel(_KernelBase):
     ) -> ExecutionResult:
         """Execute until the program finishes and return one merged result.
 
-        Follows ``continued`` and ``build-finished``, and answers
+        Follows ``continued``, ``build-finished`` and ``clean-finished``, and answers
         ``waiting-input`` from ``input`` (a callback or an iterable of lines).
         """
         state = RunState(input)
@@ -195,22 +367,84 @@ class Kernel(_KernelBase):
             state.feed(self.execute(state.next_code(), mode, opts))
         return state.result()
 
+    def complete(self, code: str, *, row: int = 0, col: int = 0) -> Completions:
+        """Completion candidates for ``code`` at (``row``, ``col``)."""
+        return self.session.send(lambda api: api.complete(self.kernel_id, code, row=row, col=col))
+
+    def interrupt(self) -> None:
+        """Interrupt the code running in the kernel (Backend.AI)."""
+        self.session.send(lambda api: api.interrupt(self.kernel_id))
+
     def get_info(self) -> KernelInfo:
-        """Kernel information: age, queries executed, memory used, ..."""
-        return self.session.send(self.session.routes.info(self.kernel_id))
+        """Kernel information: age, queries executed, status, resources, ..."""
+        return self.session.send(lambda api: api.info(self.kernel_id))
 
     def restart(self) -> None:
         """Restart the kernel: same id, fresh state."""
-        self.session.send(self.session.routes.restart(self.kernel_id))
+        self.session.send(lambda api: api.restart(self.kernel_id))
+        self._pending = None
 
-    def destroy(self) -> None:
-        """Destroy the kernel and free its resources."""
-        self.session.send(self.session.routes.destroy(self.kernel_id))
+    def destroy(self, *, forced: bool = False) -> DestroyResult | None:
+        """Destroy the kernel and free its resources.
+
+        Returns the server's last statistics of the session (Backend.AI), or ``None``
+        when the server reports none (Sorna). ``forced``: Backend.AI's force flag.
+        """
+        result = self.session.send(lambda api: api.destroy(self.kernel_id, forced=forced))
+        self._pending = None
+        return result
 
     def upload(self, paths: Iterable[StrPath], *, base_dir: StrPath | None = None) -> None:
         """Upload files into the kernel's folder, named relative to ``base_dir`` (default: cwd)."""
         files = _read_uploads(paths, base_dir)
-        self.session.send(self.session.routes.upload(self.kernel_id, files))
+        self.session.send(lambda api: api.upload(self.kernel_id, files))
+
+    def list_files(self, path: str = ".") -> FileList:
+        """List a folder of the kernel (relative to its home folder) (Backend.AI)."""
+        folder = _check_path(path)
+        return self.session.send(lambda api: api.list_files(self.kernel_id, folder))
+
+    def download(
+        self, paths: str | Sequence[str], dest: StrPath = ".", *, max_bytes: int = DOWNLOAD_LIMIT
+    ) -> list[Path]:
+        """Download files or folders into ``dest``; return the paths written (Backend.AI).
+
+        Archives are unpacked safely: nothing lands outside ``dest``, no link points out
+        of it, and at most ``max_bytes`` are written.
+        """
+        names = _download_paths(paths)
+        response = self.session.send(lambda api: api.download(self.kernel_id, names))
+        return _extract(response, dest, max_bytes)
+
+    def download_single(self, path: str) -> bytes:
+        """One file's content (Backend.AI)."""
+        name = _check_path(path)
+        return self.session.send(lambda api: api.download_single(self.kernel_id, name))
+
+    def logs(self) -> str:
+        """The kernel container's log (Backend.AI)."""
+        return self.session.send(lambda api: api.logs(self.kernel_id))
+
+    def events(self, *, reconnect: bool = True) -> SyncEventStream:
+        """The session's lifecycle events as typed models, until the server closes (Backend.AI).
+
+        Use as a context manager and iterate; a dropped stream is re-opened (re-signed).
+        """
+        return SyncEventStream(self.session, self._events_target(), reconnect=reconnect)
+
+    def stream_execute(
+        self,
+        code: str,
+        *,
+        mode: ExecMode = "query",
+        opts: Mapping[str, Any] | None = None,
+        open_timeout: float | None = 10.0,
+    ) -> SyncExecuteStream:
+        """Run code over the execute WebSocket; iterate for results as they come (Backend.AI)."""
+        request = _execute_request(code, mode, opts)
+        return SyncExecuteStream.connect(
+            self.session, self.kernel_id, request, open_timeout=open_timeout
+        )
 
     def stream_pty(self, *, open_timeout: float | None = 10.0) -> SyncStreamPty:
         """Open the kernel's terminal: iterate for output, ``send()`` input, ``resize()``."""
@@ -241,51 +475,93 @@ class AsyncKernel(_KernelBase):
         lang: str | None = None,
         client_token: str | None = None,
         created: bool | None = None,
+        status: CreateStatus | None = None,
+        service_ports: Sequence[ServicePort] = (),
     ) -> None:
-        super().__init__(kernel_id, lang=lang, client_token=client_token, created=created)
+        super().__init__(
+            kernel_id,
+            lang=lang,
+            client_token=client_token,
+            created=created,
+            status=status,
+            service_ports=service_ports,
+        )
         self.session = session if session is not None else get_default_async_session()
 
     @classmethod
     async def get_or_create(
         cls,
-        lang: str,
+        lang: str | None = None,
         client_token: str | None = None,
         *,
+        image: str | None = None,
         mounts: Sequence[str] = (),
         max_mem: int = 0,
         exec_timeout: int = 0,
+        session_type: SessionType | None = None,
+        enqueue_only: bool = False,
+        max_wait: int | None = None,
+        reuse: bool = True,
+        resources: Mapping[str, str | int] | None = None,
+        environ: Mapping[str, str] | None = None,
+        cluster_size: int = 1,
+        cluster_mode: ClusterMode = "single-node",
+        resource_group: str | None = None,
         session: AsyncSession | None = None,
     ) -> AsyncKernel:
         """Return the living kernel for (your key, ``client_token``, ``lang``), or start one.
 
-        ``max_mem`` is in KiB and ``exec_timeout`` in seconds (0: server default).
-        An omitted ``client_token`` is random, so the kernel is new.
+        Sorna: ``max_mem`` is in KiB and ``exec_timeout`` in seconds (0: server default).
+        Backend.AI: ``lang`` (or ``image``) is the image reference, ``client_token`` the
+        session name (4-64 characters), and the other keywords are the session's options
+        (``max_wait`` in seconds; ``reuse=False`` raises ``SessionAlreadyExistsError`` if
+        the name is taken). An omitted ``client_token`` is random, so the kernel is new.
         """
-        token = _client_token(client_token)
-        _check_create_args(lang, max_mem, exec_timeout)
         session = session if session is not None else get_default_async_session()
-        call = session.routes.create(
-            lang, token, max_mem=max_mem, exec_timeout=exec_timeout, mounts=mounts
+        spec = cls._spec(
+            lang,
+            image,
+            mounts=mounts,
+            max_mem=max_mem,
+            exec_timeout=exec_timeout,
+            session_type=session_type,
+            enqueue_only=enqueue_only,
+            max_wait=max_wait,
+            reuse=reuse,
+            resources=resources,
+            environ=environ,
+            cluster_size=cluster_size,
+            cluster_mode=cluster_mode,
+            resource_group=resource_group,
+            domain=session.config.domain,
+            group=session.config.group,
         )
-        reply = await session.send(call)
+        api = await session.dialect()
+        token = client_token if client_token is not None else api.new_token()
+        api.check_token(token)
+        reply: CreateReply = await session.exchange(api.create(_with_token(spec, token)))
         return cls(
-            reply.kernel_id, session=session, lang=lang, client_token=token, created=reply.created
-        )
+            reply.kernel_id, session=session, lang=spec.lang, client_token=token,
+            **_handle_args(reply),
+        )  # fmt: skip
 
     @classmethod
     async def authorize(
         cls, echo: Any = None, *, session: AsyncSession | None = None
     ) -> AuthorizeResponse:
-        """Check the credentials against the server (``GET /v2/authorize``)."""
+        """Check the credentials against the server."""
         session = session if session is not None else get_default_async_session()
         return await session.authorize(echo)
 
     async def execute(
         self, code: str = "", mode: ExecMode = "query", opts: Mapping[str, Any] | None = None
     ) -> ExecutionResult:
-        """Run one execute call. ``code=""`` continues a ``continued`` run."""
+        """Run one execute call. While a run is unfinished, ``code=""`` continues it and a
+        line of text answers ``waiting-input``."""
         request = _execute_request(code, mode, opts)
-        return await self.session.send(self.session.routes.execute(self.kernel_id, request))
+        pending = self._pending
+        result = await self.session.send(lambda api: api.execute(self.kernel_id, request, pending))
+        return self._track(result)
 
     async def run(
         self,
@@ -297,7 +573,7 @@ class AsyncKernel(_KernelBase):
     ) -> ExecutionResult:
         """Execute until the program finishes and return one merged result.
 
-        Follows ``continued`` and ``build-finished``, and answers
+        Follows ``continued``, ``build-finished`` and ``clean-finished``, and answers
         ``waiting-input`` from ``input`` (a callback or an iterable of lines).
         """
         state = RunState(input)
@@ -306,22 +582,86 @@ class AsyncKernel(_KernelBase):
             state.feed(await self.execute(state.next_code(), mode, opts))
         return state.result()
 
+    async def complete(self, code: str, *, row: int = 0, col: int = 0) -> Completions:
+        """Completion candidates for ``code`` at (``row``, ``col``)."""
+        return await self.session.send(
+            lambda api: api.complete(self.kernel_id, code, row=row, col=col)
+        )
+
+    async def interrupt(self) -> None:
+        """Interrupt the code running in the kernel (Backend.AI)."""
+        await self.session.send(lambda api: api.interrupt(self.kernel_id))
+
     async def get_info(self) -> KernelInfo:
-        """Kernel information: age, queries executed, memory used, ..."""
-        return await self.session.send(self.session.routes.info(self.kernel_id))
+        """Kernel information: age, queries executed, status, resources, ..."""
+        return await self.session.send(lambda api: api.info(self.kernel_id))
 
     async def restart(self) -> None:
         """Restart the kernel: same id, fresh state."""
-        await self.session.send(self.session.routes.restart(self.kernel_id))
+        await self.session.send(lambda api: api.restart(self.kernel_id))
+        self._pending = None
 
-    async def destroy(self) -> None:
-        """Destroy the kernel and free its resources."""
-        await self.session.send(self.session.routes.destroy(self.kernel_id))
+    async def destroy(self, *, forced: bool = False) -> DestroyResult | None:
+        """Destroy the kernel and free its resources.
+
+        Returns the server's last statistics of the session (Backend.AI), or ``None``
+        when the server reports none (Sorna). ``forced``: Backend.AI's force flag.
+        """
+        result = await self.session.send(lambda api: api.destroy(self.kernel_id, forced=forced))
+        self._pending = None
+        return result
 
     async def upload(self, paths: Iterable[StrPath], *, base_dir: StrPath | None = None) -> None:
         """Upload files into the kernel's folder, named relative to ``base_dir`` (default: cwd)."""
-        files = _read_uploads(paths, base_dir)
-        await self.session.send(self.session.routes.upload(self.kernel_id, files))
+        files = await asyncio.to_thread(_read_uploads, paths, base_dir)
+        await self.session.send(lambda api: api.upload(self.kernel_id, files))
+
+    async def list_files(self, path: str = ".") -> FileList:
+        """List a folder of the kernel (relative to its home folder) (Backend.AI)."""
+        folder = _check_path(path)
+        return await self.session.send(lambda api: api.list_files(self.kernel_id, folder))
+
+    async def download(
+        self, paths: str | Sequence[str], dest: StrPath = ".", *, max_bytes: int = DOWNLOAD_LIMIT
+    ) -> list[Path]:
+        """Download files or folders into ``dest``; return the paths written (Backend.AI).
+
+        Archives are unpacked safely: nothing lands outside ``dest``, no link points out
+        of it, and at most ``max_bytes`` are written.
+        """
+        names = _download_paths(paths)
+        response = await self.session.send(lambda api: api.download(self.kernel_id, names))
+        return await asyncio.to_thread(_extract, response, dest, max_bytes)
+
+    async def download_single(self, path: str) -> bytes:
+        """One file's content (Backend.AI)."""
+        name = _check_path(path)
+        return await self.session.send(lambda api: api.download_single(self.kernel_id, name))
+
+    async def logs(self) -> str:
+        """The kernel container's log (Backend.AI)."""
+        return await self.session.send(lambda api: api.logs(self.kernel_id))
+
+    def events(self, *, reconnect: bool = True) -> EventStream:
+        """The session's lifecycle events as typed models, until the server closes (Backend.AI).
+
+        Use as an async context manager and iterate; a dropped stream is re-opened (re-signed).
+        """
+        return EventStream(self.session, self._events_target(), reconnect=reconnect)
+
+    async def stream_execute(
+        self,
+        code: str,
+        *,
+        mode: ExecMode = "query",
+        opts: Mapping[str, Any] | None = None,
+        open_timeout: float | None = 10.0,
+    ) -> ExecuteStream:
+        """Run code over the execute WebSocket; iterate for results as they come (Backend.AI)."""
+        request = _execute_request(code, mode, opts)
+        return await ExecuteStream.connect(
+            self.session, self.kernel_id, request, open_timeout=open_timeout
+        )
 
     async def stream_pty(self, *, open_timeout: float | None = 10.0) -> StreamPty:
         """Open the kernel's terminal: iterate for output, ``send()`` input, ``resize()``."""

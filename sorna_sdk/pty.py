@@ -11,80 +11,32 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
-import httpx
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection as AsyncConnection
-from websockets.asyncio.client import connect as async_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.headers import build_host
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection as SyncConnection
-from websockets.sync.client import connect as sync_connect
 
-from ._constants import EMPTY_BODY_CONTENT_TYPE
-from .exceptions import (
-    APIConnectionError,
-    InvalidArgumentError,
-    PtyError,
-    SornaError,
-    error_from_response,
-)
-from .models.pty import (
-    PingFrame,
-    ResizeFrame,
-    RestartFrame,
-    StdinFrame,
-    decode_client_frame,
-    decode_server_frame,
-)
-from .session import AsyncSession, Session, _SessionBase
+from ._dialects import Dialect
+from ._ws import close_code, open_async, open_sync
+from .exceptions import InvalidArgumentError, PtyError
+from .models.pty import PingFrame, ResizeFrame, RestartFrame, decode_client_frame
+from .session import AsyncSession, Session
 
 __all__ = ["NORMAL_CLOSE_CODES", "StreamPty", "SyncStreamPty"]
 
 #: Close codes that end iteration quietly instead of raising :class:`PtyError`.
 NORMAL_CLOSE_CODES = frozenset({1000})
-_MAX_FRAME = 16 * 1024 * 1024
-
-
-def _handshake(session: _SessionBase, kernel_id: str) -> tuple[str, dict[str, str]]:
-    """The ``ws://`` URL and signed headers for a kernel's PTY stream."""
-    config = session.config
-    url = httpx.URL(config.endpoint + session.routes.pty_path(kernel_id))
-    secure = url.scheme == "https"
-    port = url.port or (443 if secure else 80)
-    host = build_host(url.host, port, secure)
-    path = url.raw_path.decode("ascii")
-    headers = session._auth.signed_headers("GET", path, host, EMPTY_BODY_CONTENT_TYPE, b"")
-    headers["Content-Type"] = EMPTY_BODY_CONTENT_TYPE
-    ws_url = str(url.copy_with(scheme="wss" if secure else "ws"))
-    return ws_url, headers
-
-
-def _handshake_error(exc: Exception, url: str) -> SornaError:
-    if isinstance(exc, InvalidStatus):
-        response = exc.response
-        return error_from_response(
-            response.status_code,
-            bytes(response.body or b""),
-            dict(response.headers),
-            method="GET",
-            url=url,
-        )
-    if isinstance(exc, InvalidHandshake):
-        return PtyError(f"WebSocket handshake with {url} failed: {exc}")
-    return APIConnectionError(f"GET {url} failed: {exc}", method="GET", url=url)
 
 
 def _closed_error(exc: ConnectionClosed) -> PtyError:
-    frame = exc.rcvd or exc.sent
-    code = frame.code if frame is not None else 1006
-    reason = frame.reason if frame is not None else "connection lost"
+    code, reason = close_code(exc)
     detail = f": {reason}" if reason else ""
     return PtyError(f"the PTY stream was closed (code {code}{detail})", code=code, reason=reason)
 
 
-def _payload(message: str | bytes) -> bytes:
+def _payload(dialect: Dialect, message: str | bytes) -> bytes:
     try:
-        return decode_server_frame(message).payload
+        return dialect.decode_pty_output(message)
     except (ValidationError, ValueError) as exc:
         raise PtyError(f"unexpected frame from the server: {str(message)[:80]!r}") from exc
 
@@ -96,9 +48,9 @@ def _checked_frame(frame: str) -> str:
         raise InvalidArgumentError(f"not a PTY client frame: {frame[:80]!r}") from exc
 
 
-def _stdin(data: bytes | str) -> str:
+def _stdin(dialect: Dialect, data: bytes | str) -> str:
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    return StdinFrame.from_bytes(raw).encode()
+    return dialect.encode_pty_input(raw)
 
 
 class _PtyBase:
@@ -125,32 +77,24 @@ class StreamPty(_PtyBase):
     ...     async for chunk in pty: ...
     """
 
-    def __init__(self, connection: AsyncConnection, kernel_id: str) -> None:
+    def __init__(self, connection: AsyncConnection, kernel_id: str, dialect: Dialect) -> None:
         super().__init__(kernel_id)
         self._ws = connection
+        self._dialect = dialect
 
     @classmethod
     async def connect(
         cls, session: AsyncSession, kernel_id: str, *, open_timeout: float | None = 10.0
     ) -> StreamPty:
         """Open the stream of ``kernel_id`` (used by :meth:`AsyncKernel.stream_pty`)."""
-        url, headers = _handshake(session, kernel_id)
-        try:
-            connection = await async_connect(
-                url,
-                additional_headers=headers,
-                user_agent_header=session.config.user_agent,
-                open_timeout=open_timeout,
-                max_size=_MAX_FRAME,
-                compression=None,
-            )
-        except (InvalidHandshake, OSError, asyncio.TimeoutError) as exc:
-            raise _handshake_error(exc, url) from exc
-        return cls(connection, kernel_id)
+        dialect = await session.dialect()
+        route = dialect.pty_path(kernel_id)
+        connection = await open_async(session, route, open_timeout=open_timeout, what="PTY")
+        return cls(connection, kernel_id, dialect)
 
     async def send(self, data: bytes | str) -> None:
         """Send keystrokes or input bytes (``str`` is encoded as UTF-8)."""
-        await self._send(_stdin(data))
+        await self._send(_stdin(self._dialect, data))
 
     write = send
 
@@ -181,7 +125,7 @@ class StreamPty(_PtyBase):
             raise self._note_close(exc) from exc
         except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             raise TimeoutError(f"no terminal output within {timeout} s") from None
-        return _payload(message)
+        return _payload(self._dialect, message)
 
     async def close(self) -> None:
         """Close the stream; the terminal keeps running for the next connection."""
@@ -220,34 +164,24 @@ class StreamPty(_PtyBase):
 class SyncStreamPty(_PtyBase):
     """The synchronous twin of :class:`StreamPty`: iterate, or ``read(timeout=...)``."""
 
-    def __init__(self, connection: SyncConnection, kernel_id: str) -> None:
+    def __init__(self, connection: SyncConnection, kernel_id: str, dialect: Dialect) -> None:
         super().__init__(kernel_id)
         self._ws = connection
+        self._dialect = dialect
 
     @classmethod
     def connect(
         cls, session: Session, kernel_id: str, *, open_timeout: float | None = 10.0
     ) -> SyncStreamPty:
         """Open the stream of ``kernel_id`` (used by :meth:`Kernel.stream_pty`)."""
-        url, headers = _handshake(session, kernel_id)
-        try:
-            # Entered at once: websockets 17.1+ warns about connections not used as context
-            # managers, and the stream's own close() ends it.
-            connection = sync_connect(
-                url,
-                additional_headers=headers,
-                user_agent_header=session.config.user_agent,
-                open_timeout=open_timeout,
-                max_size=_MAX_FRAME,
-                compression=None,
-            ).__enter__()
-        except (InvalidHandshake, OSError, TimeoutError) as exc:
-            raise _handshake_error(exc, url) from exc
-        return cls(connection, kernel_id)
+        dialect = session.dialect()
+        route = dialect.pty_path(kernel_id)
+        connection = open_sync(session, route, open_timeout=open_timeout, what="PTY")
+        return cls(connection, kernel_id, dialect)
 
     def send(self, data: bytes | str) -> None:
         """Send keystrokes or input bytes (``str`` is encoded as UTF-8)."""
-        self._send(_stdin(data))
+        self._send(_stdin(self._dialect, data))
 
     write = send
 
@@ -276,7 +210,7 @@ class SyncStreamPty(_PtyBase):
             message = self._ws.recv(timeout)
         except ConnectionClosed as exc:
             raise self._note_close(exc) from exc
-        return _payload(message)
+        return _payload(self._dialect, message)
 
     def close(self) -> None:
         """Close the stream; the terminal keeps running for the next connection."""

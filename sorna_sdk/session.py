@@ -1,12 +1,15 @@
-"""Sessions: one configuration and one long-lived httpx client, sync and async.
+"""Sessions: one configuration, one wire dialect and one long-lived httpx client, sync and async.
 
-The two fronts only move bytes; building requests, signing, parsing, error
-mapping and retry decisions live in pure modules shared by both.
+The two fronts only move bytes; building requests (the dialect), signing, parsing, error
+mapping and retry decisions live in pure modules shared by both. With
+``APIConfig(version="auto")`` the dialect is negotiated on first use: one anonymous
+``GET /``, then ``min(server, newest supported)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -17,15 +20,24 @@ from typing import Any, TypeVar
 import httpx
 
 from ._constants import EMPTY_BODY_CONTENT_TYPE
-from ._protocol import Call, Response, V2Routes, routes_for
+from ._dialects import AUTO, BackendAI, Dialect, dialect_for
+from ._protocol import Call, Response
 from ._retry import Failure, RetryPolicy
 from .auth import HMACAuth
 from .config import APIConfig
-from .exceptions import APIConnectionError, APIStatusError, APITimeoutError, InvalidArgumentError
+from .exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    InvalidArgumentError,
+    UnsupportedAPIVersionError,
+)
 from .models import AuthorizeResponse, HelloResponse
 
 __all__ = [
     "AsyncSession",
+    "Build",
     "Session",
     "get_default_async_session",
     "get_default_session",
@@ -34,20 +46,22 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: Builds one call for the dialect the session speaks (``lambda api: api.info(kernel_id)``).
+Build = Callable[[Dialect], Call[T]]
+
 
 class _SessionBase:
-    """What both fronts share: configuration, routes, signer, retry policy."""
+    """What both fronts share: configuration, dialect, signer, retry policy."""
 
     def __init__(self, config: APIConfig | None, clock: Callable[[], datetime] | None) -> None:
         self.config = config if config is not None else APIConfig.from_env()
-        self.routes: V2Routes = routes_for(self.config.version)
-        self._auth = HMACAuth(
-            self.config.access_key,
-            self.config.secret_key,
-            version=self.config.version,
-            hash_name=self.config.hash_name,
-            clock=clock,
-        )
+        self._clock = clock
+        self._dialect: Dialect | None = None
+        self._auth: HMACAuth | None = None
+        #: The server's version answer, once negotiation (``version="auto"``) has run.
+        self.server: HelloResponse | None = None
+        if self.config.version != AUTO:
+            self._use(dialect_for(self.config.version))
         self._retry = RetryPolicy(
             max_retries=self.config.max_retries, max_wait=self.config.max_retry_wait
         )
@@ -55,36 +69,107 @@ class _SessionBase:
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
-        return f"<{type(self).__name__} {self.config.endpoint} as {self.config.access_key}{state}>"
+        version = self.api_version or "version not negotiated yet"
+        return (
+            f"<{type(self).__name__} {self.config.endpoint} ({version}) "
+            f"as {self.config.access_key}{state}>"
+        )
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @property
+    def routes(self) -> Dialect:
+        """The dialect in use (a fixed version, or one already negotiated)."""
+        if self._dialect is None:
+            raise InvalidArgumentError(
+                "the API version is not negotiated yet; call negotiate() first"
+            )
+        return self._dialect
+
+    @property
+    def api_version(self) -> str | None:
+        """The API version in use; ``None`` until ``"auto"`` has been negotiated."""
+        return self._dialect.version if self._dialect is not None else None
+
+    def _use(self, dialect: Dialect) -> Dialect:
+        self._auth = HMACAuth(
+            self.config.access_key,
+            self.config.secret_key,
+            version=dialect.version,
+            hash_name=self.config.hash_name,
+            policy=dialect.signing,
+            clock=self._clock,
+        )
+        self._dialect = dialect
+        return dialect
+
+    def _adopt(self, hello: HelloResponse) -> Dialect:
+        """Pick the version from the server's ``GET /`` answer."""
+        try:
+            version = BackendAI.negotiate(hello.version)
+        except ValueError as exc:
+            raise UnsupportedAPIVersionError(
+                f"version negotiation with {self.config.endpoint} failed: {exc}; "
+                "this SDK speaks Backend.AI v4.20181215 to v9.20250722 "
+                "(set version='v2.20170315' for a Sorna server or the embedded gateway)",
+                server_version=hello.version,
+            ) from None
+        self.server = hello
+        return self._use(BackendAI(version))
+
+    def _negotiation_failed(self, exc: Exception) -> Exception:
+        where = self.config.endpoint
+        if isinstance(exc, APIConnectionError):
+            kind = APITimeoutError if isinstance(exc, APITimeoutError) else APIConnectionError
+            return kind(
+                f"version negotiation with {where} failed: {exc}", method="GET", url=exc.url
+            )
+        if isinstance(exc, APIStatusError):
+            detail = f"GET / answered {exc.status} {exc.title}"
+        else:
+            detail = "GET / did not say which API version the server speaks"
+        return UnsupportedAPIVersionError(
+            f"version negotiation with {where} failed: {detail}; is it a Backend.AI manager? "
+            "(set version='v2.20170315' for a Sorna server or the embedded gateway)"
+        )
+
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
 
     def _request_args(self, call: Call[Any]) -> dict[str, Any]:
         headers = {"User-Agent": self.config.user_agent, **call.headers}
-        if call.files is None:
+        if call.files is None and call.signed:
             # The reference client labels bodyless requests too, and signs that label.
             headers["Content-Type"] = call.content_type or EMPTY_BODY_CONTENT_TYPE
         args: dict[str, Any] = {
             "method": call.method,
             "url": self.config.endpoint + call.path,
             "headers": headers,
-            "auth": self._auth,
+            "auth": self._auth if call.signed else None,
         }
+        if call.params:
+            args["params"] = list(call.params)
         if call.files is not None:
             args["files"] = list(call.files)
         else:
             args["content"] = call.content or b""
+        if call.extra_timeout and self.config.timeout is not None:
+            args["timeout"] = httpx.Timeout(
+                self.config.timeout + call.extra_timeout, connect=self.config.connect_timeout
+            )
         return args
 
     def _check_open(self) -> None:
         if self._closed:
             raise InvalidArgumentError(f"{type(self).__name__} is closed")
+
+    def _after_status(self, exc: APIStatusError, call: Call[Any], attempt: int) -> float | None:
+        return self._retry.after_status(
+            exc.status, exc.retry_after, idempotent=call.idempotent, attempt=attempt
+        )
 
 
 def _as_response(response: httpx.Response) -> Response:
@@ -110,7 +195,7 @@ def _connection_error(exc: httpx.TransportError, call: Call[Any], url: str) -> A
 
 
 class Session(_SessionBase):
-    """A synchronous connection to a Sorna server.
+    """A synchronous connection to a Sorna or Backend.AI server.
 
     Owns one ``httpx.Client`` (connections are reused) unless you pass your
     own ``http_client``; ``transport`` plugs in any httpx transport (for
@@ -133,9 +218,33 @@ class Session(_SessionBase):
         super().__init__(config, clock)
         self._owns_client = http_client is None
         self._http = http_client or httpx.Client(transport=transport, timeout=self._timeout())
+        self._negotiating = threading.Lock()
 
-    def send(self, call: Call[T]) -> T:
-        """Send one call, retrying where the policy allows; return its parsed result."""
+    def dialect(self) -> Dialect:
+        """The wire dialect in use, negotiating it first when the version is ``"auto"``."""
+        self._check_open()
+        if self._dialect is None:
+            with self._negotiating:
+                if self._dialect is None:
+                    try:
+                        hello = self.exchange(BackendAI.probe())
+                    except (APIConnectionError, APIStatusError, APIResponseValidationError) as e:
+                        raise self._negotiation_failed(e) from e
+                    return self._adopt(hello)
+        return self._dialect
+
+    def negotiate(self) -> str:
+        """Settle the API version now (one ``GET /`` when ``"auto"``) and return it."""
+        return self.dialect().version
+
+    def send(self, request: Build[T] | Call[T]) -> T:
+        """Send a call (or build one for this session's dialect) with retries; return its result."""
+        if isinstance(request, Call):
+            return self.exchange(request)
+        return self.exchange(request(self.dialect()))
+
+    def exchange(self, call: Call[T]) -> T:
+        """Send one prepared call, retrying where the policy allows; return its parsed result."""
         self._check_open()
         args = self._request_args(call)
         attempt = 0
@@ -152,21 +261,19 @@ class Session(_SessionBase):
                 try:
                     return call.handle(_as_response(response), attempt=attempt)
                 except APIStatusError as exc:
-                    delay = self._retry.after_status(
-                        exc.status, exc.headers, idempotent=call.idempotent, attempt=attempt
-                    )
+                    delay = self._after_status(exc, call, attempt)
                     if delay is None:
                         raise
             time.sleep(delay)
             attempt += 1
 
     def hello(self) -> HelloResponse:
-        """``GET /v2``: the server's API version (no signature needed)."""
-        return self.send(self.routes.hello())
+        """The server's API version (``GET /v2`` on Sorna, anonymous ``GET /`` on Backend.AI)."""
+        return self.send(lambda api: api.hello())
 
     def authorize(self, echo: Any = None) -> AuthorizeResponse:
         """Check the credentials; the server echoes ``echo`` back."""
-        return self.send(self.routes.authorize(echo))
+        return self.send(lambda api: api.authorize(echo))
 
     def close(self) -> None:
         """Close the connection pool (only if this session created it)."""
@@ -205,9 +312,33 @@ class AsyncSession(_SessionBase):
         super().__init__(config, clock)
         self._owns_client = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=self._timeout())
+        self._negotiating = asyncio.Lock()
 
-    async def send(self, call: Call[T]) -> T:
-        """Send one call, retrying where the policy allows; return its parsed result."""
+    async def dialect(self) -> Dialect:
+        """The wire dialect in use, negotiating it first when the version is ``"auto"``."""
+        self._check_open()
+        if self._dialect is None:
+            async with self._negotiating:
+                if self._dialect is None:
+                    try:
+                        hello = await self.exchange(BackendAI.probe())
+                    except (APIConnectionError, APIStatusError, APIResponseValidationError) as e:
+                        raise self._negotiation_failed(e) from e
+                    return self._adopt(hello)
+        return self._dialect
+
+    async def negotiate(self) -> str:
+        """Settle the API version now (one ``GET /`` when ``"auto"``) and return it."""
+        return (await self.dialect()).version
+
+    async def send(self, request: Build[T] | Call[T]) -> T:
+        """Send a call (or build one for this session's dialect) with retries; return its result."""
+        if isinstance(request, Call):
+            return await self.exchange(request)
+        return await self.exchange(request(await self.dialect()))
+
+    async def exchange(self, call: Call[T]) -> T:
+        """Send one prepared call, retrying where the policy allows; return its parsed result."""
         self._check_open()
         args = self._request_args(call)
         attempt = 0
@@ -224,21 +355,19 @@ class AsyncSession(_SessionBase):
                 try:
                     return call.handle(_as_response(response), attempt=attempt)
                 except APIStatusError as exc:
-                    delay = self._retry.after_status(
-                        exc.status, exc.headers, idempotent=call.idempotent, attempt=attempt
-                    )
+                    delay = self._after_status(exc, call, attempt)
                     if delay is None:
                         raise
             await asyncio.sleep(delay)
             attempt += 1
 
     async def hello(self) -> HelloResponse:
-        """``GET /v2``: the server's API version (no signature needed)."""
-        return await self.send(self.routes.hello())
+        """The server's API version (``GET /v2`` on Sorna, anonymous ``GET /`` on Backend.AI)."""
+        return await self.send(lambda api: api.hello())
 
     async def authorize(self, echo: Any = None) -> AuthorizeResponse:
         """Check the credentials; the server echoes ``echo`` back."""
-        return await self.send(self.routes.authorize(echo))
+        return await self.send(lambda api: api.authorize(echo))
 
     async def close(self) -> None:
         """Close the connection pool (only if this session created it)."""

@@ -1,4 +1,4 @@
-"""Shared fixtures: the spec folder, literal transcripts, and a MockTransport server."""
+"""Shared fixtures: the test data (copied from the spec), literal transcripts."""
 
 from __future__ import annotations
 
@@ -8,21 +8,30 @@ from typing import Any
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SPEC = SHARED / "spec"
+#: Copies of the spec's signature vectors and of the transcripts recorded from the real 2017
+#: server and from backend.ai-manager 26.9.6 (tests/data/README.md says where they came from).
+DATA = Path(__file__).resolve().parent / "data"
 
 
-def spec_path(*parts: str) -> Path:
-    """A file of the shared spec folder; fails loudly if CI lost the folder."""
-    path = SPEC.joinpath(*parts)
+def data_path(*parts: str) -> Path:
+    """A file of tests/data; fails loudly if it is missing."""
+    path = DATA.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"missing {path}: the shared/ folder must sit beside the repository")
+        pytest.fail(f"missing test data {path}")
     return path
 
 
 def transcript(name: str) -> dict[str, Any]:
     """One reference transcript recorded from the 2017 server and client."""
-    data: dict[str, Any] = json.loads(spec_path("reference-transcripts", name).read_text())
+    data: dict[str, Any] = json.loads(data_path("sorna-2017-transcripts", name).read_text())
+    return data
+
+
+def backendai_transcript(name: str) -> dict[str, Any]:
+    """One transcript recorded from backend.ai-manager 26.9.6 and backend.ai-client 26.9.6."""
+    if not name.endswith(".json"):
+        name += ".json"
+    data: dict[str, Any] = json.loads(data_path("backendai-transcripts", name).read_text())
     return data
 
 

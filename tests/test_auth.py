@@ -19,9 +19,9 @@ from sorna_sdk.auth import (
     verify,
 )
 
-from .conftest import spec_path
+from .conftest import data_path
 
-VECTORS = json.loads(spec_path("signature-vectors.json").read_text())
+VECTORS = json.loads(data_path("signature-vectors.json").read_text())
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["method"] + v["path"] for v in VECTORS])

@@ -1,7 +1,8 @@
-"""Pydantic models of every request, response and frame of the Sorna v2 API."""
+"""Pydantic models of every request, response and frame, for Sorna v2 and Backend.AI."""
 
 from ._base import RequestModel as RequestModel
 from ._base import SornaModel as SornaModel
+from .execution import TERMINAL_STATUSES as TERMINAL_STATUSES
 from .execution import BatchOptions as BatchOptions
 from .execution import BatchRequest as BatchRequest
 from .execution import CompleteOptions as CompleteOptions
@@ -15,10 +16,12 @@ from .execution import ExecutionStatus as ExecutionStatus
 from .execution import QueryRequest as QueryRequest
 from .kernel import AuthorizeResponse as AuthorizeResponse
 from .kernel import CreateKernelRequest as CreateKernelRequest
+from .kernel import DestroyResult as DestroyResult
 from .kernel import HelloResponse as HelloResponse
 from .kernel import KernelCreated as KernelCreated
 from .kernel import KernelInfo as KernelInfo
 from .kernel import Limits as Limits
+from .kernel import SornaKernelInfo as SornaKernelInfo
 from .problem import AgentDetails as AgentDetails
 from .problem import ProblemDetails as ProblemDetails
 from .pty import ClientFrame as ClientFrame
@@ -30,6 +33,17 @@ from .pty import ServerFrame as ServerFrame
 from .pty import StdinFrame as StdinFrame
 from .pty import decode_client_frame as decode_client_frame
 from .pty import decode_server_frame as decode_server_frame
+from .session import Completions as Completions
+from .session import CreateStatus as CreateStatus
+from .session import FileEntry as FileEntry
+from .session import FileList as FileList
+from .session import ResourceSlots as ResourceSlots
+from .session import ServicePort as ServicePort
+from .session import SessionCreated as SessionCreated
+from .session import SessionEvent as SessionEvent
+from .session import SessionInfo as SessionInfo
+from .session import SessionStatus as SessionStatus
+from .session import SessionType as SessionType
 
 __all__ = [
     "AgentDetails",
@@ -39,13 +53,18 @@ __all__ = [
     "ClientFrame",
     "CompleteOptions",
     "CompleteRequest",
+    "Completions",
     "ConsoleItem",
     "ConsoleKind",
     "CreateKernelRequest",
+    "CreateStatus",
+    "DestroyResult",
     "ExecMode",
     "ExecuteRequest",
     "ExecutionResult",
     "ExecutionStatus",
+    "FileEntry",
+    "FileList",
     "HelloResponse",
     "KernelCreated",
     "KernelInfo",
@@ -56,10 +75,19 @@ __all__ = [
     "QueryRequest",
     "RequestModel",
     "ResizeFrame",
+    "ResourceSlots",
     "RestartFrame",
     "ServerFrame",
+    "ServicePort",
+    "SessionCreated",
+    "SessionEvent",
+    "SessionInfo",
+    "SessionStatus",
+    "SessionType",
+    "SornaKernelInfo",
     "SornaModel",
     "StdinFrame",
+    "TERMINAL_STATUSES",
     "decode_client_frame",
     "decode_server_frame",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, NamedTuple, TypeAlias, overload
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from ._base import RequestModel, SornaModel
 
@@ -20,12 +20,15 @@ __all__ = [
     "ExecutionResult",
     "ExecutionStatus",
     "QueryRequest",
+    "TERMINAL_STATUSES",
 ]
 
 ExecMode: TypeAlias = Literal["query", "batch", "complete"]
 ExecutionStatus: TypeAlias = Literal[
-    "finished", "continued", "waiting-input", "build-finished", "exec-timeout"
+    "finished", "continued", "waiting-input", "build-finished", "clean-finished", "exec-timeout"
 ]
+#: Statuses after which the run is over (no continuation follows).
+TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset({"finished", "exec-timeout"})
 ConsoleKind: TypeAlias = Literal["stdout", "stderr", "media", "html", "log", "completion"]
 
 
@@ -42,12 +45,19 @@ class ConsoleItem(NamedTuple):
 
 
 class ExecutionResult(SornaModel):
-    """The result of one execute call."""
+    """The result of one execute call.
+
+    ``run_id`` names the run on servers that track runs (Backend.AI); ``exit_code`` is
+    the program's exit status once a run has finished (``None`` when the server did not
+    say). The same shape comes back from every dialect.
+    """
 
     status: ExecutionStatus
     console: list[ConsoleItem] = Field(default_factory=list)
     options: dict[str, Any] | None = None
     files: list[Any] = Field(default_factory=list)
+    run_id: str | None = None
+    exit_code: int | None = None
 
     @overload
     def __getitem__(self, key: Literal["console"]) -> list[list[Any]]: ...
@@ -57,6 +67,10 @@ class ExecutionResult(SornaModel):
     def __getitem__(self, key: Literal["options"]) -> dict[str, Any] | None: ...
     @overload
     def __getitem__(self, key: Literal["files"]) -> list[Any]: ...
+    @overload
+    def __getitem__(self, key: Literal["runId"]) -> str | None: ...
+    @overload
+    def __getitem__(self, key: Literal["exitCode"]) -> int | None: ...
     @overload
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: str) -> Any:
@@ -73,18 +87,35 @@ class ExecutionResult(SornaModel):
         return "".join(item.data for item in self.console if item.type == "stderr")
 
     @property
+    def done(self) -> bool:
+        """Whether the run is over (``finished`` or ``exec-timeout``)."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
     def is_password(self) -> bool:
         """Whether a ``waiting-input`` result asks for a hidden entry."""
         return bool((self.options or {}).get("is_password"))
 
 
 class BatchOptions(RequestModel):
-    """Build and exec commands of batch mode; ``"*"`` lets the server choose."""
+    """Build and exec commands of batch mode; ``"*"`` lets the server choose.
 
+    ``clean`` (a command run before the build) exists on Backend.AI only.
+    """
+
+    clean: str | None = None
     build: str | None = None
     #: Show the build's standard output (its standard error is always shown).
     build_log: bool = True
     exec: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_clean(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Sorna v2 has no clean step, so its bodies keep their 2017 shape.
+        data: dict[str, Any] = handler(self)
+        if data.get("clean") is None:
+            data.pop("clean", None)
+        return data
 
 
 class CompleteOptions(RequestModel):

@@ -11,10 +11,12 @@ from ._base import RequestModel, SornaModel
 __all__ = [
     "AuthorizeResponse",
     "CreateKernelRequest",
+    "DestroyResult",
     "HelloResponse",
     "KernelCreated",
     "KernelInfo",
     "Limits",
+    "SornaKernelInfo",
 ]
 
 
@@ -42,15 +44,34 @@ class KernelCreated(SornaModel):
 
 
 class KernelInfo(SornaModel):
-    """Kernel information (spec §5.2). Durations are in milliseconds, memory in KiB."""
+    """What every server reports about a kernel: its language, age (ms), queries executed.
+
+    ``get_info()`` returns a subclass per server family: :class:`SornaKernelInfo` from a
+    Sorna v2 server, :class:`~sorna_sdk.models.SessionInfo` from Backend.AI. Every wire
+    field stays readable through ``info['wireName']`` whichever it is.
+    """
 
     lang: str
     age: int
+    num_queries_executed: int
+
+    @overload
+    def __getitem__(self, key: Literal["lang"]) -> str: ...
+    @overload
+    def __getitem__(self, key: Literal["age", "numQueriesExecuted"]) -> int: ...
+    @overload
+    def __getitem__(self, key: str) -> Any: ...
+    def __getitem__(self, key: str) -> Any:
+        return super().__getitem__(key)
+
+
+class SornaKernelInfo(KernelInfo):
+    """Kernel information of a Sorna v2 server (spec §5.2). Durations in ms, memory in KiB."""
+
     query_timeout: int
     idle_timeout: int
     memory_limit: int
     max_cpu_credit: int
-    num_queries_executed: int
     idle: int
     memory_used: int
     cpu_credit_used: int
@@ -79,9 +100,19 @@ class KernelInfo(SornaModel):
 
 
 class HelloResponse(SornaModel):
-    """Response of ``GET /v2``."""
+    """The server's version answer (``GET /v2`` on Sorna, ``GET /`` on Backend.AI).
+
+    ``manager`` is the Backend.AI manager's release (``None`` from Sorna servers).
+    """
 
     version: str
+    manager: str | None = None
+
+
+class DestroyResult(SornaModel):
+    """What a Backend.AI destroy reported: the session's last ``stats``."""
+
+    stats: dict[str, Any] | None = None
 
 
 class AuthorizeResponse(SornaModel):

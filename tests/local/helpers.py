@@ -12,7 +12,7 @@ import httpx
 
 from sorna_sdk.local.registry import LocalKernel
 
-from ..conftest import spec_path
+from ..conftest import data_path
 
 PROBS = "https://api.sorna.io/probs/"
 Result = dict[str, Any]
@@ -35,7 +35,7 @@ def text(results: list[Result], kind: str = "stdout") -> str:
 
 def reference(name: str, index: int = -1) -> dict[str, Any]:
     """The 2017 server's answer in one transcript: request and response."""
-    path = spec_path("reference-transcripts", f"{name}.json")
+    path = data_path("sorna-2017-transcripts", f"{name}.json")
     exchange: dict[str, Any] = json.loads(path.read_text())["exchanges"][index]
     return exchange
 

@@ -21,11 +21,19 @@ from sorna_sdk import AsyncKernel, AsyncSession, Kernel, Session
 from sorna_sdk.exceptions import AuthenticationError, KernelNotFoundError, PtyError
 from sorna_sdk.local import LocalGateway, pty_stream
 from sorna_sdk.local.terminal import CLOSE_DROPPED, Subscription, Terminal, TerminalClosed
-from sorna_sdk.pty import StreamPty, SyncStreamPty, _handshake
+from sorna_sdk._ws import _handshake as _signed_handshake
+from sorna_sdk.pty import StreamPty, SyncStreamPty
+from sorna_sdk.session import _SessionBase
 
 from .helpers import deadline
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def _handshake(session: _SessionBase, kernel_id: str) -> tuple[str, dict[str, str]]:
+    """The signed URL and headers of a kernel's PTY route, for talking to it raw."""
+    assert session._dialect is not None
+    return _signed_handshake(session, session._dialect.pty_path(kernel_id))
 
 
 @pytest.fixture
