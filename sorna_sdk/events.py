@@ -4,7 +4,8 @@
 Each (re)connection is a fresh signed request, so the ``Date`` is never stale (the
 official client reuses the first one and fails after 15 minutes). Events are filtered on
 the client side too, because servers up to 26.9 ignore ``sessionId``. The stream ends
-when the server sends ``server_close``.
+after the session's ``session_terminated`` or ``session_cancelled`` event (nothing follows
+them), or when the server sends ``server_close``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ __all__ = ["EventStream", "SyncEventStream"]
 
 #: The event that ends the stream.
 SERVER_CLOSE = "server_close"
+#: Events after which a session has no more to say.
+FINAL_EVENTS = frozenset({"session_terminated", "session_cancelled"})
 #: Consecutive failed (re)connections before giving up.
 MAX_RECONNECTS = 5
 _DEFAULT_RETRY = 2.0
@@ -155,6 +158,8 @@ class EventStream(_EventStreamBase):
                         event = _event(sse, self.target)
                         if event is not None:
                             yield event
+                            if event.event in FINAL_EVENTS:
+                                return
             except SSEError as exc:
                 raise StreamError(f"not an event stream: {exc}") from exc
             except httpx.TransportError as exc:
@@ -217,6 +222,8 @@ class SyncEventStream(_EventStreamBase):
                         event = _event(sse, self.target)
                         if event is not None:
                             yield event
+                            if event.event in FINAL_EVENTS:
+                                return
             except SSEError as exc:
                 raise StreamError(f"not an event stream: {exc}") from exc
             except httpx.TransportError as exc:

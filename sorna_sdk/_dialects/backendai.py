@@ -473,9 +473,6 @@ class BackendAI(Dialect):
             config.update(mount_map={}, mount_options={}, preopen_ports=None)
             if v >= (9, "20250722"):
                 config["mount_id_map"] = {}
-            if v < (6, "20200815"):
-                # 26.x reads config["agent_list"] at v5 and fails with a 500 without it.
-                config["agentList"] = None
         if v >= (4, "20190615"):
             body.update(
                 owner_access_key=None,
