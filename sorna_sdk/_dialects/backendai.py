@@ -444,10 +444,13 @@ class BackendAI(Dialect):
     # -- bodies ------------------------------------------------------------------------
 
     def _create_body(self, spec: CreateSpec) -> dict[str, Any]:
-        """The create body this API version expects (mirrors backend.ai-client 26.9)."""
+        """The create body this API version expects, key for key as backend.ai-client 26.9
+        builds it, except ``architecture``: the official client sends the *client's* machine
+        type, which says nothing about the cluster, so the server's default is left to apply."""
         v = self._v
         config: dict[str, Any] = {
             "mounts": list(spec.mounts),
+            "mount_ids": [],
             "environ": dict(spec.environ) if spec.environ is not None else None,
             "resources": dict(spec.resources or {}),
             "resource_opts": {},
@@ -458,10 +461,11 @@ class BackendAI(Dialect):
             ("name" if v[0] >= 5 else "clientSessionToken"): spec.token,
             "config": config,
         }
-        if v >= (9, "20250722"):
-            config["mount_ids"] = []
         if v >= (8, "20240915"):
             config["attach_network"] = None
+        if v >= (6, "20220315"):
+            body["dependencies"] = None
+            body["callback_url"] = None
         if v >= (6, "20200815"):
             body["clusterSize"] = spec.cluster_size
             body["clusterMode"] = spec.cluster_mode
@@ -470,9 +474,7 @@ class BackendAI(Dialect):
         if v >= (5, "20191215"):
             body["starts_at"] = None
             body["bootstrap_script"] = None
-            config.update(mount_map={}, mount_options={}, preopen_ports=None)
-            if v >= (9, "20250722"):
-                config["mount_id_map"] = {}
+            config.update(mount_map={}, mount_id_map={}, mount_options={}, preopen_ports=None)
         if v >= (4, "20190615"):
             body.update(
                 owner_access_key=None,
