@@ -201,7 +201,11 @@ class APIStatusError(SornaError):
         self.retry_after = retry_after
         where = f" ({method} {url})" if method else ""
         detail = self.msg
-        detail = f": {_one_line(detail)}" if detail and detail not in title else ""
+        if detail and detail not in title:
+            separator = " " if title.endswith((".", "!", "?")) else ": "
+            detail = separator + _one_line(detail)
+        else:
+            detail = ""
         super().__init__(f"{status} {title}{detail} [{type}]{where}")
 
     @property

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,8 +23,10 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sorna",
-        description="Run code in Sorna kernels. Credentials come from SORNA_ACCESS_KEY, "
-        "SORNA_SECRET_KEY and SORNA_ENDPOINT.",
+        description="Run code in kernels of a Sorna server, the embedded gateway, or a "
+        "Backend.AI cluster. Credentials come from BACKEND_ACCESS_KEY, BACKEND_SECRET_KEY and "
+        "BACKEND_ENDPOINT (a Backend.AI cluster; the API version is negotiated), or from their "
+        "SORNA_* twins (Sorna v2); BACKEND_API_VERSION / SORNA_API_VERSION pin a version.",
     )
     parser.add_argument("--version", action="version", version=f"sorna-sdk {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -33,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run code (-c) or files (uploaded, then built and run)",
         description="Run code in a kernel. Without -t the kernel is temporary.",
     )
-    run.add_argument("lang", metavar="LANG", help="kernel language, e.g. python3, lua5, bash")
+    run.add_argument(
+        "lang",
+        metavar="LANG",
+        help="kernel language, e.g. python3, lua5, bash (Backend.AI: an image such as python)",
+    )
     run.add_argument("files", metavar="FILE", nargs="*", help="files to upload and run in batch")
     run.add_argument("-c", "--code", help="code to run in query mode")
     run.add_argument("--build", help="build command for FILEs ('*': the language's default)")
@@ -92,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         printer.error("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader went away (``sorna info ... | head``): stop quietly, as cat(1) does.
+        _silence_stdout()
+        return 141
 
 
 def _dispatch(args: argparse.Namespace, session: Session, printer: Printer) -> int:
@@ -126,6 +137,12 @@ def _dispatch(args: argparse.Namespace, session: Session, printer: Printer) -> i
     kern.destroy()
     printer.note(f"sorna: destroyed {kern.kernel_id}")
     return 0
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _local(rest: list[str]) -> int:

@@ -123,7 +123,7 @@ def _exit_status(result: ExecutionResult, printer: Printer) -> int:
     if result.status == "exec-timeout":
         printer.error("the run exceeded the kernel's execution time limit; the kernel is gone")
         return EXEC_TIMEOUT_EXIT
-    code = (result.options or {}).get("exitCode")
-    if isinstance(code, int) and not isinstance(code, bool):
+    code = result.exit_code
+    if code is not None:
         return code if 0 <= code < 256 else 1
     return 0

@@ -237,7 +237,11 @@ def test_session_info_decodes_the_python_repr_fields() -> None:
     assert info.creation_time is not None and not isinstance(info.creation_time, str)
     assert info.creation_time.year == 2026
     assert info.idle_checks == {
-        "session_lifetime": {"remaining": None, "remaining_time_type": "expire_after", "extra": None}
+        "session_lifetime": {
+            "remaining": None,
+            "remaining_time_type": "expire_after",
+            "extra": None,
+        }
     }
     # The raw strings stay available through the wire view.
     assert "occupiedSlots" in info
@@ -359,7 +363,9 @@ def test_every_problem_type_of_the_transcripts_is_in_the_table() -> None:
     seen = set()
     for _scenario, _index, exchange in ERRORS:
         body = json.loads(exchange["response"]["body"])
-        seen.add((exchange["response"]["status"], body["type"].rsplit("/", 1)[-1], body["error_code"]))
+        seen.add(
+            (exchange["response"]["status"], body["type"].rsplit("/", 1)[-1], body["error_code"])
+        )
     assert seen == set(PROBLEMS)
 
 

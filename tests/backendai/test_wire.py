@@ -242,7 +242,7 @@ async def test_a_random_name_is_valid_for_the_server(front: str, server: Scripte
 async def test_sorna_only_options_are_refused_on_backendai(
     front: str, server: ScriptedServer, option: dict[str, int]
 ) -> None:
-    with pytest.raises(sorna_sdk.InvalidArgumentError, match="Backend.AI has no such field"):
+    with pytest.raises(sorna_sdk.InvalidArgumentError, match=r"Backend\.AI has no such field"):
         await settle(
             kernel_cls(front).get_or_create(
                 "python", "my-session", session=session_for(front, server), **option
@@ -382,8 +382,8 @@ async def test_a_run_continues_with_both_run_id_spellings(
     rid = "5f9fed7398a51b4a30e16e1e91418d1f"
 
     def result(status: str, text: str, exit_code: int | None = None) -> dict[str, Any]:
-        return {"result": {"status": status, "runId": rid, "exitCode": exit_code,
-                           "options": None, "files": [], "console": [["stdout", text]]}}  # fmt: skip
+        fields = {"status": status, "runId": rid, "exitCode": exit_code, "options": None}
+        return {"result": {**fields, "files": [], "console": [["stdout", text]]}}
 
     server.reply(200, result("continued", "tick 0\n"))
     server.reply(200, result("waiting-input", "who? "))
@@ -509,7 +509,7 @@ async def test_sorna_servers_refuse_backendai_only_operations_before_io(
     kern = kernel_cls(front)("k-1", session=session_for(front, server, version="v2.20170315"))
     for call in (kern.interrupt, kern.logs, lambda: kern.list_files("."),
                  lambda: kern.download_single("a"), lambda: kern.download(["a"])):  # fmt: skip
-        with pytest.raises(sorna_sdk.UnsupportedOperationError, match="Sorna API v2.20170315"):
+        with pytest.raises(sorna_sdk.UnsupportedOperationError, match=r"Sorna API v2\.20170315"):
             await settle(call())
     assert server.requests == []
 
@@ -555,8 +555,10 @@ def test_from_env_falls_back_to_sorna_names_per_variable() -> None:
     sorna = APIConfig.from_env({"SORNA_ENDPOINT": "http://h:2", "SORNA_ACCESS_KEY": "a",
                                 "SORNA_SECRET_KEY": "s"})  # fmt: skip
     assert sorna.version == "v2.20170315"  # the embedded gateway's variables keep v2
-    both = APIConfig.from_env({"BACKEND_ACCESS_KEY": "b", "SORNA_ACCESS_KEY": "a",
-                               "SORNA_SECRET_KEY": "s", "SORNA_API_VERSION": "v8.20240915"})  # fmt: skip
+    both = APIConfig.from_env(
+        {"BACKEND_ACCESS_KEY": "b", "SORNA_ACCESS_KEY": "a", "SORNA_SECRET_KEY": "s",
+         "SORNA_API_VERSION": "v8.20240915"}
+    )  # fmt: skip
     assert (both.access_key, both.version) == ("b", "v8.20240915")
 
 

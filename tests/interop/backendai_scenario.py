@@ -671,9 +671,35 @@ async def cleanup_async(s: AsyncSession, kern: AsyncKernel | None, token: str) -
 # -- the README examples ---------------------------------------------------------------
 
 
+def settle_name(s: Session, name: str, timeout: float = 30.0) -> list[str]:
+    """Wait until no session is called ``name`` (destroying a live one); statuses seen.
+
+    The manager answers a create with ``reuseIfExists`` by handing back a session of that
+    name that is still TERMINATING, so a README example must not start before it is gone.
+    """
+    seen: list[str] = []
+    leftover = Kernel(name, session=s)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = str(leftover.get_info().get("status"))
+        except KernelNotFoundError:
+            return seen
+        seen.append(status)
+        if status not in ("TERMINATING", "TERMINATED", "CANCELLED"):
+            with contextlib.suppress(KernelNotFoundError):
+                leftover.destroy(forced=True)
+            seen.append("destroyed")
+        time.sleep(0.5)
+    raise CheckFailed(f"a session named {name!r} is still there: {describe_statuses(seen)}")
+
+
 def readme_examples(report: Report, config: APIConfig) -> None:
     for name, code in (("sync_example", README_SYNC), ("async_example", README_ASYNC)):
-        with report.step("readme", name) as st:
+        with report.step("readme", name) as st, Session(config) as s:
+            before = settle_name(s, README_TOKEN)
+            if before:
+                st.detail = f"(waited for an earlier {README_TOKEN}: {describe_statuses(before)}) "
             try:
                 proc = subprocess.run(
                     [sys.executable, "-c", code],
@@ -684,17 +710,17 @@ def readme_examples(report: Report, config: APIConfig) -> None:
                 )
             finally:
                 # A failed example may leave its session behind: never hold two.
-                with Session(config) as s:
-                    leftover = Kernel(README_TOKEN, session=s)
-                    with contextlib.suppress(KernelNotFoundError):
-                        leftover.get_info()
-                        leftover.destroy(forced=True)
-                        st.detail = "(left its session behind; destroyed) "
+                after = settle_name(s, README_TOKEN)
+            if "destroyed" in after:
+                st.detail += "(it left its session behind; destroyed) "
             out = proc.stdout.strip()
             err = proc.stderr.strip().splitlines()
             st.detail += f"exit {proc.returncode}, printed {out!r}"
             if proc.returncode != 0 and err:
                 st.detail += f", stderr …{err[-1]!r}"
+                Path(tempfile.gettempdir(), f"bai-interop-readme-{name}.stderr").write_text(
+                    redact(proc.stderr)
+                )
             check(proc.returncode == 0, "the example failed")
             check("hello world" in out, "it did not print hello world")
 
