@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._constants import EMPTY_BODY_CONTENT_TYPE
-from ._dialects import AUTO, BackendAI, Dialect, dialect_for
+from ._dialects import AUTO, NEGOTIATING, Dialect, dialect_for
 from ._protocol import Call, Response
 from ._retry import Failure, RetryPolicy
 from .auth import HMACAuth
@@ -109,7 +109,7 @@ class _SessionBase:
     def _adopt(self, hello: HelloResponse) -> Dialect:
         """Pick the version from the server's ``GET /`` answer."""
         try:
-            version = BackendAI.negotiate(hello.version)
+            version = NEGOTIATING.negotiate(hello.version)
         except ValueError as exc:
             raise UnsupportedAPIVersionError(
                 f"version negotiation with {self.config.endpoint} failed: {exc}; "
@@ -118,7 +118,7 @@ class _SessionBase:
                 server_version=hello.version,
             ) from None
         self.server = hello
-        return self._use(BackendAI(version))
+        return self._use(NEGOTIATING(version))
 
     def _negotiation_failed(self, exc: Exception) -> Exception:
         where = self.config.endpoint
@@ -227,7 +227,7 @@ class Session(_SessionBase):
             with self._negotiating:
                 if self._dialect is None:
                     try:
-                        hello = self.exchange(BackendAI.probe())
+                        hello = self.exchange(NEGOTIATING.probe())
                     except (APIConnectionError, APIStatusError, APIResponseValidationError) as e:
                         raise self._negotiation_failed(e) from e
                     return self._adopt(hello)
@@ -321,7 +321,7 @@ class AsyncSession(_SessionBase):
             async with self._negotiating:
                 if self._dialect is None:
                     try:
-                        hello = await self.exchange(BackendAI.probe())
+                        hello = await self.exchange(NEGOTIATING.probe())
                     except (APIConnectionError, APIStatusError, APIResponseValidationError) as e:
                         raise self._negotiation_failed(e) from e
                     return self._adopt(hello)

@@ -25,6 +25,7 @@ from .sorna_v2 import SornaV2
 __all__ = [
     "AUTO",
     "FAMILIES",
+    "NEGOTIATING",
     "BackendAI",
     "CreateReply",
     "CreateSpec",
@@ -42,6 +43,8 @@ __all__ = [
 AUTO: Final = "auto"
 #: Every family, in the order the environment is searched (``BACKEND_*`` before ``SORNA_*``).
 FAMILIES: Final[tuple[type[Dialect], ...]] = (BackendAI, SornaV2)
+#: The family that ``version="auto"`` negotiates with.
+NEGOTIATING: Final[type[Dialect]] = BackendAI
 
 
 def supported_versions() -> tuple[str, ...]:

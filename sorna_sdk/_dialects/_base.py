@@ -159,6 +159,19 @@ class Dialect(ABC):
     def versions(cls) -> tuple[str, ...]:
         """The versions this family speaks, oldest first (for messages and docs)."""
 
+    @classmethod
+    def probe(cls) -> Call[HelloResponse]:
+        """The anonymous request that tells a server's version (``version="auto"``)."""
+        raise UnsupportedOperationError(f"{cls.family} servers cannot negotiate a version")
+
+    @classmethod
+    def negotiate(cls, server_version: str) -> str:
+        """The version to speak with a server that reported ``server_version``.
+
+        ``ValueError`` when there is none in common.
+        """
+        raise ValueError(f"{cls.family} servers cannot negotiate a version")
+
     # -- signing, tokens, errors -------------------------------------------------------
 
     @property

@@ -11,18 +11,26 @@ from typing import Any
 
 from typing_extensions import assert_type
 
+from pathlib import Path
+
 from sorna_sdk import (
     AsyncKernel,
     AsyncSession,
     ConsoleItem,
+    DestroyResult,
     ExecutionResult,
+    FileList,
     Kernel,
     KernelInfo,
     KernelNotFoundError,
+    SchedulingFailedError,
     Session,
+    SessionEvent,
+    SessionInfo,
+    SessionStatus,
     SornaError,
 )
-from sorna_sdk.models import ConsoleKind, ExecutionStatus
+from sorna_sdk.models import ConsoleKind, CreateStatus, ExecutionStatus, FileEntry
 
 
 def readme_sync() -> None:
@@ -74,6 +82,43 @@ async def with_async_sessions() -> None:
         async with kern:
             result = await kern.execute("1 + 1")
             assert_type(result, ExecutionResult)
+
+
+def backendai_types(kern: Kernel) -> None:
+    assert_type(kern.status, CreateStatus | None)
+    assert_type(kern.list_files("."), FileList)
+    assert_type(kern.list_files(".").files, list[FileEntry])
+    assert_type(kern.complete("impo", row=0, col=4).suggestions, list[str])
+    assert_type(kern.download(["a.txt"], "out"), list[Path])
+    assert_type(kern.download_single("a.txt"), bytes)
+    assert_type(kern.logs(), str)
+    assert_type(kern.interrupt(), None)
+    assert_type(kern.destroy(forced=True), DestroyResult | None)
+    info = kern.get_info()
+    if isinstance(info, SessionInfo):
+        assert_type(info.status, SessionStatus | None)
+    with kern.events() as events:
+        for event in events:
+            assert_type(event, SessionEvent)
+            assert_type(event.session_id, str | None)
+    with kern.stream_execute("print(1)") as stream:
+        for frame in stream:
+            assert_type(frame, ExecutionResult)
+        assert_type(stream.result(input=["x"]).exit_code, int | None)
+    try:
+        Kernel.get_or_create(image="python:3.11-debian12", max_wait=30, resources={"cpu": 1})
+    except SchedulingFailedError as exc:
+        assert_type(exc.retry_after, float | None)
+
+
+async def backendai_async_types(kern: AsyncKernel) -> None:
+    assert_type(await kern.list_files(), FileList)
+    assert_type(await kern.logs(), str)
+    async with kern.events() as events:
+        async for event in events:
+            assert_type(event, SessionEvent)
+    async with await kern.stream_execute("print(1)") as stream:
+        assert_type(await stream.result(), ExecutionResult)
 
 
 if __name__ == "__main__":
