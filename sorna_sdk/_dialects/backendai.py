@@ -441,6 +441,14 @@ class BackendAI(Dialect):
             return StreamPath("/events/session", (("name", name),))
         return StreamPath("/stream/kernel/_/events", (("sessionId", name),))
 
+    def encode_execute_start(
+        self, code: str, mode: str, options: Mapping[str, object] | None
+    ) -> str:
+        opts = dict(options or {})
+        if mode == "batch":
+            opts = {"clean": None, **opts}  # the key the official client always sends
+        return json.dumps({"code": code, "mode": mode, "options": opts})
+
     # -- bodies ------------------------------------------------------------------------
 
     def _create_body(self, spec: CreateSpec) -> dict[str, Any]:

@@ -340,7 +340,7 @@ async def test_execute_frames_in_order_and_iteration_stops_at_the_end(
         Send(frame(terminal, ("stdout", "2\n"), exitCode=0)),
         # Anything after the terminal frame must not be read as part of the run.
         Send(frame("continued", ("stdout", "not part of the run"))),
-        Drain(),
+        Close(),
     ]
     frames = await stream_frames(front, ws.config())
     assert all(isinstance(f, ExecutionResult) for f in frames)
