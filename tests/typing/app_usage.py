@@ -7,11 +7,10 @@ Not run by pytest; it only has to type-check. The README's examples are here ver
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from typing_extensions import assert_type
-
-from pathlib import Path
 
 from sorna_sdk import (
     AsyncKernel,
