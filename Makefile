@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_LOCAL := $(VENV)/.installed-local
 
-.PHONY: test lint typecheck pytest docs demo bench interop clean
+.PHONY: test lint typecheck pytest docs demo bench interop interop-backendai clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: $(STAMP_LOCAL)
 ## make interop: the unmodified 2017 client (sorna-client 0.9.8, Python 3.6) against the gateway
 interop: $(STAMP_LOCAL)
 	bash tests/interop/run-2017-client.sh
+
+## make interop-backendai: the public API against a real Backend.AI 26.9.6 manager and Docker agent
+interop-backendai: $(STAMP_LOCAL)
+	bash tests/interop/run-backendai.sh
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BeforeValidator, Field, JsonValue
+from pydantic import BeforeValidator, Field, JsonValue, model_validator
 
 from ._base import SornaModel
 from ._pyrepr import parse_repr
@@ -118,11 +118,23 @@ Timestamp = Annotated[datetime | str | None, Field(union_mode="left_to_right")]
 
 
 class ServicePort(SornaModel):
-    """One service a session exposes (``jupyter``, ``sshd``, ``ttyd``, ...)."""
+    """One service a session exposes (``jupyter``, ``sshd``, ``ttyd``, ...).
+
+    New sessions report ``ports``; a reused one reports ``host_ports`` and
+    ``container_ports`` instead (26.x), in which case ``ports`` are the host ports.
+    """
 
     name: str
     protocol: str | None = None
     ports: list[int] = Field(default_factory=list)
+    host_ports: list[int | None] | None = Field(default=None, alias="host_ports")
+    container_ports: list[int] | None = Field(default=None, alias="container_ports")
+
+    @model_validator(mode="after")
+    def _ports_from_host_ports(self) -> ServicePort:
+        if not self.ports and self.host_ports:
+            object.__setattr__(self, "ports", [p for p in self.host_ports if p is not None])
+        return self
 
 
 class SessionCreated(SornaModel):

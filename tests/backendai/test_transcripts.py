@@ -401,3 +401,18 @@ def test_html_from_a_proxy_stays_a_typed_error() -> None:
     assert isinstance(error, sorna_sdk.InternalServerError)
     assert error.status == 504 and error.problem is None
     assert "504 Gateway Time-out" in error.title
+
+
+def test_a_reused_session_reports_host_ports() -> None:
+    """26.x answers a reuse with ``host_ports``/``container_ports`` (seen in the live lab)."""
+    body = {
+        "sessionId": "x", "sessionName": "abc-session", "status": "TERMINATING", "created": False,
+        "servicePorts": [{"name": "sshd", "protocol": "tcp", "host_ports": [30002],
+                          "container_ports": [2200], "is_inference": False}],
+    }  # fmt: skip
+    reply = SessionCreated.model_validate(body)
+    assert reply.service_ports is not None
+    (port,) = reply.service_ports
+    assert port.ports == [30002] and port.container_ports == [2200]
+    assert reply.to_dict()["servicePorts"][0]["host_ports"] == [30002]
+    assert port["is_inference"] is False

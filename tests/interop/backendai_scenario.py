@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from sorna_sdk import (
     AuthenticationError,
     ConfigurationError,
     ExecutionResult,
+    FileList,
     Kernel,
     KernelNotFoundError,
     Session,
@@ -46,6 +49,8 @@ from sorna_sdk import (
 IMAGE = os.environ.get("BAI_RUN_IMAGE") or "python"
 EXPECTED_VERSION = "v9.20250722"
 README_TOKEN = "abc-session"
+#: What the README's comment says the sync example prints.
+README_PRINTS = "[['stdout', 'hello world\\n']]"
 
 TICKS = 'import time\nfor i in range(3):\n    print("tick", i, flush=True)\n    time.sleep(2)'
 TICKS_OUT = "tick 0\ntick 1\ntick 2\n"
@@ -87,23 +92,14 @@ def redact(text: str) -> str:
     return text
 
 
-def short(text: str, limit: int = 110) -> str:
+def short(text: str, limit: int = 170) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def strip_ansi(text: str) -> str:
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\x1b" and i + 1 < len(text) and text[i + 1] == "[":
-            j = i + 2
-            while j < len(text) and not ("@" <= text[j] <= "~"):
-                j += 1
-            i = j + 1
-            continue
-        out.append(text[i])
-        i += 1
-    return "".join(out)
+    """The kernel's tracebacks are IPython's, coloured with ANSI escapes."""
+    return re.sub(r"\x1b\[[0-?]*[ -/]*[@-~]", "", text)
 
 
 class CheckFailed(Exception):
@@ -158,7 +154,8 @@ class Report:
         total = len(self.results)
         failed = [f"{front}/{name}" for front, name, ok in self.results if not ok]
         took = time.monotonic() - self.started
-        tail = f"  failed: {', '.join(failed)}" if failed else ""
+        shown = failed[:8] + (["…"] if len(failed) > 8 else [])
+        tail = f"  failed: {', '.join(shown)}" if failed else ""
         print(redact(f"{passed}/{total} steps ok in {took:.0f} s{tail}"), flush=True)
         return passed == total and total > 0
 
@@ -183,19 +180,18 @@ def check_query(state: StepState, result: ExecutionResult) -> None:
     check(result.exit_code == 0, "exit code is not 0")
 
 
-def describe_statuses(statuses: list[str]) -> str:
-    parts: list[str] = []
-    for status in statuses:
-        if parts and parts[-1].split("×")[0] == status:
-            name, _, count = parts[-1].partition("×")
-            parts[-1] = f"{name}×{int(count or 1) + 1}"
-        else:
-            parts.append(status)
-    return "→".join(parts)
+def describe_statuses(statuses: Sequence[str]) -> str:
+    """``continued x2→finished``: runs of the same status, counted."""
+    runs = [(status, len(list(group))) for status, group in itertools.groupby(statuses)]
+    return "→".join(status if n == 1 else f"{status} x{n}" for status, n in runs)
 
 
 def check_continued(
-    state: StepState, ran: ExecutionResult, first: ExecutionResult, statuses: list[str], out: str
+    state: StepState,
+    ran: ExecutionResult,
+    first: ExecutionResult,
+    statuses: Sequence[str],
+    out: str,
 ) -> None:
     state.detail = (
         f"run(): {ran.status} {ran.stdout!r}; execute(): {describe_statuses(statuses)}"
@@ -234,7 +230,7 @@ def check_files(
     state: StepState,
     name: str,
     payload: bytes,
-    listing: Any,
+    listing: FileList,
     written: list[Path],
     dest: Path,
     single: bytes,
@@ -282,22 +278,21 @@ def check_interrupt(state: StepState, trace: InterruptTrace) -> None:
     stopped = f"{trace.stopped_after:.1f} s" if trace.stopped_after is not None else "never"
     after = trace.after
     state.detail = (
-        f"first {first}; after interrupt(): {describe_statuses(trace.statuses)} in {stopped},"
-        f" exit {trace.exit_code}, KeyboardInterrupt in stderr: {'KeyboardInterrupt' in stderr}"
-        f" ({last!r}), stdout {stdout!r};"
-        f" then print(1) → {after.status if after else None} {after.stdout if after else ''!r}"
+        f"loop {first}; interrupt() then execute(''): {describe_statuses(trace.statuses)}"
+        f" in {stopped}, exit {trace.exit_code}, stderr …{last!r}"
+        + (f", stdout {stdout!r}" if stdout else "")
+        + f"; print(1) → {after.status if after else None} {after.stdout if after else ''!r}"
     )
     check(first == "continued", "the loop did not report continued first")
     check(trace.stopped_after is not None, f"the loop did not stop within {INTERRUPT_DEADLINE} s")
     check(trace.statuses and trace.statuses[-1] == "finished", "the run did not finish")
+    check(trace.exit_code == 1, "the interrupted run's exit code is not 1")
     check("KeyboardInterrupt" in stderr, "no KeyboardInterrupt in stderr")
     check(after is not None and after.stdout == "1\n", "the kernel did not run print(1)")
 
 
 def check_stream(state: StepState, plain: ExecutionResult, asked: ExecutionResult) -> None:
-    state.detail = (
-        f"{plain.status} {plain.stdout!r}; with input: {asked.status} {asked.stdout!r}"
-    )
+    state.detail = f"{plain.status} {plain.stdout!r}; with input: {asked.status} {asked.stdout!r}"
     check(plain.status == "finished" and plain.stdout == "streamed 42\n", "stdout differs")
     check(asked.status == "finished" and "hi carol" in asked.stdout, "input run differs")
 
@@ -319,11 +314,11 @@ def check_unknown(state: StepState, exc: BaseException | None) -> None:
 
 
 def describe_stats(stats: dict[str, Any] | None) -> str:
-    if not stats:
-        return f"stats {stats!r}"
-    keys = sorted(stats)
-    shown = ", ".join(keys[:6]) + (", …" if len(keys) > 6 else "")
-    return f"stats {len(keys)} keys ({shown})"
+    text = repr(stats)
+    if len(text) <= 60:
+        return f"stats {text}"
+    keys = sorted(stats or {})
+    return f"stats with {len(keys)} keys ({', '.join(keys[:5])}, …)"
 
 
 def describe_events(events: list[SessionEvent], error: BaseException | None) -> str:
@@ -337,7 +332,9 @@ def describe_events(events: list[SessionEvent], error: BaseException | None) -> 
     return text
 
 
-def check_events(state: StepState, events: list[SessionEvent], error: BaseException | None, done: bool) -> None:
+def check_events(
+    state: StepState, events: list[SessionEvent], error: BaseException | None, done: bool
+) -> None:
     state.detail = describe_events(events, error) + ("" if done else "; stream still open")
     names = [e.event for e in events]
     check(error is None, "the event stream failed")
@@ -492,15 +489,27 @@ def sync_front(report: Report, config: APIConfig, tmp: Path) -> None:
 
 
 def cleanup_sync(s: Session, kern: Kernel | None, token: str) -> None:
-    """Destroy what this front may have left behind (by id, else by name)."""
+    """Destroy what this front may have left behind (by id, else by name), and wait until
+    the manager has let it go, so that the next front never runs beside it."""
     target = kern if kern is not None else Kernel(token, session=s)
     try:
         target.destroy(forced=True)
         print(f"[sync] cleanup: destroyed {target.kernel_id[:8]}…", flush=True)
     except KernelNotFoundError:
-        pass
+        return
     except SornaError as exc:
         print(redact(f"[sync] cleanup: destroy failed: {type(exc).__name__}: {exc}"), flush=True)
+        return
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        try:
+            target.get_info()
+        except KernelNotFoundError:
+            return
+        except SornaError:
+            pass
+        time.sleep(0.5)
+    print(f"[sync] cleanup: {target.kernel_id[:8]}… is still listed after 30 s", flush=True)
 
 
 # -- the async front -------------------------------------------------------------------
@@ -511,6 +520,7 @@ async def async_front(report: Report, config: APIConfig, tmp: Path) -> None:
     token = f"interop-async-{uuid.uuid4().hex[:8]}"
     kern: AsyncKernel | None = None
     destroyed = False
+    listener: asyncio.Task[None] | None = None
     async with AsyncSession(config) as s:
         try:
             with report.step(front, "negotiate") as st:
@@ -603,7 +613,6 @@ async def async_front(report: Report, config: APIConfig, tmp: Path) -> None:
 
             events: list[SessionEvent] = []
             stream_error: list[BaseException] = []
-            listener: asyncio.Task[None] | None = None
             if kern is not None:
                 target = kern
 
@@ -663,19 +672,32 @@ async def cleanup_async(s: AsyncSession, kern: AsyncKernel | None, token: str) -
         await target.destroy(forced=True)
         print(f"[async] cleanup: destroyed {target.kernel_id[:8]}…", flush=True)
     except KernelNotFoundError:
-        pass
+        return
     except SornaError as exc:
         print(redact(f"[async] cleanup: destroy failed: {type(exc).__name__}: {exc}"), flush=True)
+        return
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        try:
+            await target.get_info()
+        except KernelNotFoundError:
+            return
+        except SornaError:
+            pass
+        await asyncio.sleep(0.5)
+    print(f"[async] cleanup: {target.kernel_id[:8]}… is still listed after 30 s", flush=True)
 
 
 # -- the README examples ---------------------------------------------------------------
 
 
-def settle_name(s: Session, name: str, timeout: float = 30.0) -> list[str]:
-    """Wait until no session is called ``name`` (destroying a live one); statuses seen.
+def settle_name(s: Session, name: str, *, destroy_live: bool, timeout: float = 30.0) -> list[str]:
+    """Wait until no session called ``name`` is TERMINATING; return the statuses seen.
 
     The manager answers a create with ``reuseIfExists`` by handing back a session of that
-    name that is still TERMINATING, so a README example must not start before it is gone.
+    name that is still TERMINATING (and a README example then executes in a dying
+    session), so an example must not start before it is gone. ``destroy_live``: also
+    destroy a live one (what an example that failed half-way left behind).
     """
     seen: list[str] = []
     leftover = Kernel(name, session=s)
@@ -687,6 +709,8 @@ def settle_name(s: Session, name: str, timeout: float = 30.0) -> list[str]:
             return seen
         seen.append(status)
         if status not in ("TERMINATING", "TERMINATED", "CANCELLED"):
+            if not destroy_live:
+                return seen  # a live session: the example reuses it
             with contextlib.suppress(KernelNotFoundError):
                 leftover.destroy(forced=True)
             seen.append("destroyed")
@@ -697,9 +721,9 @@ def settle_name(s: Session, name: str, timeout: float = 30.0) -> list[str]:
 def readme_examples(report: Report, config: APIConfig) -> None:
     for name, code in (("sync_example", README_SYNC), ("async_example", README_ASYNC)):
         with report.step("readme", name) as st, Session(config) as s:
-            before = settle_name(s, README_TOKEN)
+            before = settle_name(s, README_TOKEN, destroy_live=False)
             if before:
-                st.detail = f"(waited for an earlier {README_TOKEN}: {describe_statuses(before)}) "
+                st.detail = f"(found an earlier {README_TOKEN}: {describe_statuses(before)}) "
             try:
                 proc = subprocess.run(
                     [sys.executable, "-c", code],
@@ -710,7 +734,7 @@ def readme_examples(report: Report, config: APIConfig) -> None:
                 )
             finally:
                 # A failed example may leave its session behind: never hold two.
-                after = settle_name(s, README_TOKEN)
+                after = settle_name(s, README_TOKEN, destroy_live=True)
             if "destroyed" in after:
                 st.detail += "(it left its session behind; destroyed) "
             out = proc.stdout.strip()
@@ -721,6 +745,8 @@ def readme_examples(report: Report, config: APIConfig) -> None:
                 Path(tempfile.gettempdir(), f"bai-interop-readme-{name}.stderr").write_text(
                     redact(proc.stderr)
                 )
+            if out == README_PRINTS:
+                st.detail += " (as the README shows)"
             check(proc.returncode == 0, "the example failed")
             check("hello world" in out, "it did not print hello world")
 
@@ -736,8 +762,10 @@ def main() -> int:
         return 2
     _SECRETS.append(config.secret_key)
     print(
-        redact(f"Backend.AI interop: {config.endpoint} as {config.access_key}, image {IMAGE!r}, "
-               f"version {config.version!r}"),
+        redact(
+            f"Backend.AI interop: {config.endpoint} as {config.access_key}, image {IMAGE!r}, "
+            f"version {config.version!r}"
+        ),
         flush=True,
     )
     report = Report()
@@ -750,4 +778,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("backendai_scenario: interrupted (after cleaning up)", file=sys.stderr)
+        sys.exit(130)
