@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from .fakes import ScriptedServer
+
 #: Copies of the spec's signature vectors and of the transcripts recorded from the real 2017
 #: server and from backend.ai-manager 26.9.6 (tests/data/README.md says where they came from).
 DATA = Path(__file__).resolve().parent / "data"
@@ -43,3 +45,15 @@ def transcript_response(name: str, index: int = -1) -> dict[str, Any]:
         "headers": dict(response["headers"]),
         "body": response["body"].encode(),
     }
+
+
+@pytest.fixture(params=["sync", "async"])
+def front(request: pytest.FixtureRequest) -> str:
+    """Which twin a test drives: ``Kernel``/``Session`` or their async counterparts."""
+    return str(request.param)
+
+
+@pytest.fixture
+def server() -> ScriptedServer:
+    """A scripted MockTransport server for unit tests of exact wire bytes."""
+    return ScriptedServer()

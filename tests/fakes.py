@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections import deque
+from collections.abc import Awaitable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from sorna_sdk import APIConfig, AsyncSession, Session
+
+T = TypeVar("T")
 
 ACCESS_KEY = "AKIATESTKEY0000000"
 SECRET_KEY = "unit-test-secret-do-not-leak-0123456789"
@@ -76,3 +80,10 @@ class ScriptedServer:
 
 def _fixed() -> datetime:
     return FIXED_DATE
+
+
+async def settle(value: T | Awaitable[T]) -> T:
+    """The value of a sync call, or the awaited result of an async one (for twin tests)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import json
-from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -17,7 +15,7 @@ from sorna_sdk import AsyncKernel, AsyncSession, Kernel, Session
 from sorna_sdk.auth import sign
 
 from .conftest import transcript_response
-from .fakes import ACCESS_KEY, FIXED_DATE, SECRET_KEY, ScriptedServer, config
+from .fakes import ACCESS_KEY, FIXED_DATE, SECRET_KEY, ScriptedServer, config, settle
 
 T = TypeVar("T")
 
@@ -27,22 +25,6 @@ RESULT = {
     "options": None,
     "files": [],
 }
-
-
-async def settle(value: T | Awaitable[T]) -> T:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-@pytest.fixture(params=["sync", "async"])
-def front(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def server() -> ScriptedServer:
-    return ScriptedServer()
 
 
 def session_for(front: str, server: ScriptedServer, **changes: Any) -> Session | AsyncSession:

@@ -4,11 +4,9 @@ continuation rules, files, and configuration from ``BACKEND_*``."""
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import tarfile
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +19,7 @@ from sorna_sdk._dialects import supported_versions
 from sorna_sdk.auth import parse_authorization, verify
 
 from ..conftest import DATA, backendai_transcript
-from ..fakes import ACCESS_KEY, SECRET_KEY, ScriptedServer
+from ..fakes import ACCESS_KEY, SECRET_KEY, ScriptedServer, settle
 
 T = TypeVar("T")
 V9 = "v9.20250722"
@@ -45,22 +43,6 @@ def created(status: str = "RUNNING") -> dict[str, Any]:
         "servicePorts": [{"name": "sshd", "protocol": "tcp", "ports": [30002]}],
         "created": True,
     }
-
-
-async def settle(value: T | Awaitable[T]) -> T:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-@pytest.fixture(params=["sync", "async"])
-def front(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def server() -> ScriptedServer:
-    return ScriptedServer()
 
 
 def session_for(front: str, server: ScriptedServer, version: str = V9, **changes: Any) -> Any:
