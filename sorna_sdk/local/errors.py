@@ -6,6 +6,7 @@ __all__ = [
     "GatewayProblem",
     "InvalidParameters",
     "InvalidUpload",
+    "KernelBusy",
     "KernelCreationFailed",
     "KernelNotFound",
     "QuotaExceeded",
@@ -44,6 +45,13 @@ class KernelNotFound(GatewayProblem):
 
     status = 404
     problem = "kernel-not-found"
+
+
+class KernelBusy(GatewayProblem):
+    """New code was sent while the kernel is still running (or waiting in) another run."""
+
+    status = 409
+    problem = "kernel-busy"
 
 
 class QuotaExceeded(GatewayProblem):
