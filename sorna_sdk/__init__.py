@@ -28,6 +28,7 @@ from .exceptions import InvalidAPIParamsError as InvalidAPIParamsError
 from .exceptions import InvalidArgumentError as InvalidArgumentError
 from .exceptions import InvalidAuthParamsError as InvalidAuthParamsError
 from .exceptions import InvalidKernelStatusError as InvalidKernelStatusError
+from .exceptions import KernelBusyError as KernelBusyError
 from .exceptions import KernelCreationFailedError as KernelCreationFailedError
 from .exceptions import KernelDestructionFailedError as KernelDestructionFailedError
 from .exceptions import KernelExecutionFailedError as KernelExecutionFailedError
@@ -100,6 +101,7 @@ __all__ = [
     "InvalidAuthParamsError",
     "InvalidKernelStatusError",
     "Kernel",
+    "KernelBusyError",
     "KernelCreationFailedError",
     "KernelDestructionFailedError",
     "KernelExecutionFailedError",

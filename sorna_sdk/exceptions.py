@@ -19,7 +19,8 @@
     │   │   ├── KernelNotFoundError          404 kernel-not-found
     │   │   ├── ImageNotFoundError           404 (Backend.AI: an unknown image reference)
     │   │   └── InstanceNotFoundError        404 instance-not-found
-    │   ├── InvalidKernelStatusError         409 invalid-kernel-status
+    │   ├── InvalidKernelStatusError         409 (Backend.AI: invalid-kernel-status)
+    │   │   └── KernelBusyError              409 kernel-busy
     │   ├── QuotaExceededError               412 quota-exceeded
     │   ├── RateLimitError                   429 rate-limit-exceeded
     │   ├── InternalServerError              500 internal-server-error
@@ -72,6 +73,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidAuthParamsError",
     "InvalidKernelStatusError",
+    "KernelBusyError",
     "KernelCreationFailedError",
     "KernelDestructionFailedError",
     "KernelExecutionFailedError",
@@ -276,7 +278,7 @@ class PermissionDeniedError(APIStatusError):
     """403: the credentials are valid but may not do this."""
 
     status_code: ClassVar[int | None] = 403
-    problem_type = None
+    problem_type: ClassVar[str | None] = None
 
 
 class InsufficientPrivilegeError(PermissionDeniedError):
@@ -312,7 +314,13 @@ class InvalidKernelStatusError(APIStatusError):
     """409: the kernel is not in a state that allows this (e.g. not running yet)."""
 
     status_code: ClassVar[int | None] = 409
-    problem_type = None
+    problem_type: ClassVar[str | None] = None
+
+
+class KernelBusyError(InvalidKernelStatusError):
+    """409: the kernel is running another program; collect it, or interrupt it, first."""
+
+    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-busy"
 
 
 class QuotaExceededError(APIStatusError):
@@ -394,6 +402,7 @@ _ALL_STATUS_CLASSES: tuple[type[APIStatusError], ...] = (
     NotFoundError,
     KernelNotFoundError,
     InstanceNotFoundError,
+    KernelBusyError,
     QuotaExceededError,
     RateLimitError,
     InternalServerError,

@@ -372,7 +372,8 @@ class Kernel(_KernelBase):
         return self.session.send(lambda api: api.complete(self.kernel_id, code, row=row, col=col))
 
     def interrupt(self) -> None:
-        """Interrupt the code running in the kernel (Backend.AI)."""
+        """Interrupt the program running in the kernel; its run ends (``interrupted`` on the
+        local gateway, ``finished`` with a KeyboardInterrupt on Backend.AI)."""
         self.session.send(lambda api: api.interrupt(self.kernel_id))
 
     def get_info(self) -> KernelInfo:
@@ -589,7 +590,8 @@ class AsyncKernel(_KernelBase):
         )
 
     async def interrupt(self) -> None:
-        """Interrupt the code running in the kernel (Backend.AI)."""
+        """Interrupt the program running in the kernel; its run ends (``interrupted`` on the
+        local gateway, ``finished`` with a KeyboardInterrupt on Backend.AI)."""
         await self.session.send(lambda api: api.interrupt(self.kernel_id))
 
     async def get_info(self) -> KernelInfo:

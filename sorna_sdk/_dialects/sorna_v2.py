@@ -179,6 +179,10 @@ class SornaV2(Dialect):
             content_type="application/json",
         )
 
+    def interrupt(self, kernel_id: str) -> Call[None]:
+        # An extension of the 2017 API, with Backend.AI's route shape.
+        return self._call("POST", self._kernel(kernel_id) + "/interrupt", no_content)
+
     def upload(self, kernel_id: str, files: Sequence[tuple[str, bytes]]) -> Call[None]:
         parts = [("src", (name, data)) for name, data in files]
         return Call(

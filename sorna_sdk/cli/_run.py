@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._run import RunState
-from ..exceptions import ExecutionError, InvalidArgumentError, KernelNotFoundError
+from ..exceptions import ExecutionError, InvalidArgumentError, KernelNotFoundError, SornaError
 from ..kernels import Kernel
 from ..models import ExecMode, ExecutionResult
 from ..session import Session
@@ -21,6 +21,8 @@ __all__ = ["EXEC_TIMEOUT_EXIT", "run_command"]
 
 #: Exit status when the kernel's execution time limit ended the run (as timeout(1) does).
 EXEC_TIMEOUT_EXIT = 124
+#: Exit status of a run ended by Ctrl-C (as a shell reports SIGINT).
+INTERRUPTED_EXIT = 130
 
 
 def run_command(
@@ -75,10 +77,16 @@ def _loop(
     prompt = [""]
     state = RunState(lambda waiting: read_line(prompt[0], waiting.is_password))
     building = mode == "batch" and opts is not None and opts.get("build") is not None
+    interrupted = False
     while True:
         label = "building" if building else "running"
-        with printer.progress(label):
-            result = kern.execute(code, mode, opts)
+        try:
+            with printer.progress(label):
+                result = kern.execute(code, mode, opts)
+        except KeyboardInterrupt:
+            interrupted = _interrupt(kern, printer, interrupted)
+            code = ""  # collect what the interrupted run still says
+            continue
         state.feed(result)
         items, prompt[0] = list(result.console), ""
         hidden = result.status == "waiting-input" and result.is_password and _can_hide_input()
@@ -97,6 +105,22 @@ def _loop(
             raise ExecutionError(
                 "the program asked for input, but standard input is closed"
             ) from None
+        except KeyboardInterrupt:
+            interrupted = _interrupt(kern, printer, interrupted)
+            code = ""
+
+
+def _interrupt(kern: Kernel, printer: Printer, already: bool) -> bool:
+    """The first Ctrl-C interrupts the remote program; a second one leaves."""
+    if already:
+        raise KeyboardInterrupt
+    printer.note("sorna: interrupting the program (Ctrl-C again to leave)")
+    try:
+        kern.interrupt()
+    except SornaError as exc:
+        printer.error(f"could not interrupt the program: {exc}")
+        raise KeyboardInterrupt from None
+    return True
 
 
 def _discard(kern: Kernel) -> None:
@@ -120,6 +144,8 @@ def _read_line(prompt: str, is_password: bool) -> str:
 
 
 def _exit_status(result: ExecutionResult, printer: Printer) -> int:
+    if result.status == "interrupted":
+        return INTERRUPTED_EXIT
     if result.status == "exec-timeout":
         printer.error("the run exceeded the kernel's execution time limit; the kernel is gone")
         return EXEC_TIMEOUT_EXIT

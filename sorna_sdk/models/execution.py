@@ -25,10 +25,18 @@ __all__ = [
 
 ExecMode: TypeAlias = Literal["query", "batch", "complete"]
 ExecutionStatus: TypeAlias = Literal[
-    "finished", "continued", "waiting-input", "build-finished", "clean-finished", "exec-timeout"
+    "finished",
+    "continued",
+    "waiting-input",
+    "build-finished",
+    "clean-finished",
+    "exec-timeout",
+    "interrupted",
 ]
 #: Statuses after which the run is over (no continuation follows).
-TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset({"finished", "exec-timeout"})
+TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
+    {"finished", "exec-timeout", "interrupted"}
+)
 ConsoleKind: TypeAlias = Literal["stdout", "stderr", "media", "html", "log", "completion"]
 
 
@@ -88,7 +96,7 @@ class ExecutionResult(SornaModel):
 
     @property
     def done(self) -> bool:
-        """Whether the run is over (``finished`` or ``exec-timeout``)."""
+        """Whether the run is over (``finished``, ``exec-timeout`` or ``interrupted``)."""
         return self.status in TERMINAL_STATUSES
 
     @property

@@ -489,7 +489,7 @@ async def test_sorna_servers_refuse_backendai_only_operations_before_io(
     front: str, server: ScriptedServer
 ) -> None:
     kern = kernel_cls(front)("k-1", session=session_for(front, server, version="v2.20170315"))
-    for call in (kern.interrupt, kern.logs, lambda: kern.list_files("."),
+    for call in (kern.logs, lambda: kern.list_files("."),
                  lambda: kern.download_single("a"), lambda: kern.download(["a"])):  # fmt: skip
         with pytest.raises(sorna_sdk.UnsupportedOperationError, match=r"Sorna API v2\.20170315"):
             await settle(call())
