@@ -2,8 +2,19 @@
 
 Semantics worth knowing:
 
-* While a run is going on (after ``continued``), the ``code`` of the next query is ignored; the
-  call just collects more output. After ``waiting-input`` it is the input line.
+* A kernel runs one program at a time. While a run is going on (after ``continued``), an empty
+  query collects more output; a query with code is refused with 409 ``kernel-busy`` (nothing
+  is dropped, nobody gets another caller's output). After ``waiting-input`` the code is the
+  input line.
+* Execute, restart, destroy and interrupt of one kernel are serialised: a restart racing a
+  destroy answers 404 and leaks no driver.
+* ``interrupt()`` delivers the language's SIGINT (Python ``KeyboardInterrupt``, a Lua error from
+  a debug hook, node's ``breakOnSigint``, SIGINT to a bash job's process group); a program that
+  has not stopped after ``INTERRUPT_GRACE`` seconds is killed with its processes and the kernel
+  gets a fresh driver (same id and folder; in-memory state is lost, and the run says so). The
+  run ends with the output so far and the status ``interrupted``.
+* A driver that dies during a run is noticed at once: the kernel stops counting toward the
+  quota and ``info()`` answers 404; the next execute still returns the run's last output.
 * The exec timeout is a wall-clock budget per run; time spent in ``waiting-input`` is not
   charged. On expiry the process group is killed, the result is ``exec-timeout`` and the
   kernel is destroyed.
@@ -23,15 +34,26 @@ import asyncio
 import contextlib
 import enum
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from sorna_sdk.local.batch import BatchPlan, plan_batch
-from sorna_sdk.local.errors import InvalidParameters, KernelCreationFailed, KernelNotFound
-from sorna_sdk.local.files import Snapshot, new_output_files, output_snapshot, write_uploads
+from sorna_sdk.local.batch import BatchPlan, plan
+from sorna_sdk.local.errors import (
+    InvalidParameters,
+    KernelBusy,
+    KernelCreationFailed,
+    KernelNotFound,
+)
+from sorna_sdk.local.files import (
+    EMPTY_SNAPSHOT,
+    OutputSnapshot,
+    new_files,
+    remove_tree,
+    snapshot,
+    store_uploads,
+)
 from sorna_sdk.local.limits import KernelLimits, RuntimeSettings
 from sorna_sdk.local.pool import DriverLauncher
 from sorna_sdk.local.process import DriverProcess, Item
@@ -42,6 +64,10 @@ __all__ = ["MODES", "LocalKernel"]
 MODES: Final = frozenset({"query", "batch", "complete"})
 #: How long a completion may take before an empty list is returned.
 COMPLETE_TIMEOUT: Final = 5.0
+#: Seconds a program gets to stop after an interrupt before it is killed.
+INTERRUPT_GRACE: Final = 1.0
+#: Exit status reported for an interrupted run (as a shell reports SIGINT).
+INTERRUPTED_EXIT: Final = 130
 
 
 class _State(enum.Enum):
@@ -82,13 +108,18 @@ class LocalKernel:
         self._state = _State.IDLE
         self._phase = "query"
         self._plan: BatchPlan | None = None
-        self._before: Snapshot = {}
+        self._before: OutputSnapshot = EMPTY_SNAPSHOT
         self._timed_out = False
         self._budget = limits.exec_timeout
         self._armed_at = 0.0
         self._watchdog: asyncio.Task[None] | None = None
         self.gone_reason = ""
         self._terminal: Terminal | None = None
+        self._collecting = False
+        self._driver_gone = False
+        self._interrupted = False
+        self._escalated = False
+        self._escalation: asyncio.Task[None] | None = None
         self._attach(proc)
 
     # ---- public API -----------------------------------------------------------------------
@@ -102,6 +133,11 @@ class LocalKernel:
     def alive(self) -> bool:
         return self._state is not _State.DEAD
 
+    @property
+    def running(self) -> bool:
+        """Whether the kernel counts as living: not ended, and its driver has not died."""
+        return self.alive and not self._driver_gone
+
     def touch(self) -> None:
         """Mark activity (resets the idle clock)."""
         self._last = time.monotonic()
@@ -110,11 +146,27 @@ class LocalKernel:
         """Seconds since the last activity."""
         return time.monotonic() - self._last
 
-    def interrupt(self) -> None:
-        """Send SIGINT: running Python code gets KeyboardInterrupt (no-op while idle)."""
+    async def interrupt(self) -> None:
+        """Stop the running program (no-op while idle); the run ends ``interrupted``."""
         self._require()
-        if self._state is _State.RUNNING:
-            self._proc.interrupt()
+        self.touch()
+        if self._state not in (_State.RUNNING, _State.WAITING) or self._driver_gone:
+            return
+        if self._state is _State.WAITING:
+            # The program is blocked reading input: the interrupt ends that read too.
+            self._state = _State.RUNNING
+            self._arm()
+        self._interrupted = True
+        self._proc.interrupt()
+        if self._escalation is None or self._escalation.done():
+            proc = self._proc
+            self._escalation = asyncio.get_running_loop().create_task(self._escalate(proc))
+
+    async def _escalate(self, proc: DriverProcess) -> None:
+        await asyncio.sleep(INTERRUPT_GRACE)
+        if proc is self._proc and self._interrupted and self._state is _State.RUNNING:
+            self._escalated = True
+            proc.kill()
 
     async def execute(self, mode: str, code: str, options: dict[str, Any] | None) -> dict[str, Any]:
         """Run, continue, feed input to, or complete code; returns an ExecutionResult."""
@@ -131,19 +183,24 @@ class LocalKernel:
             if mode == "complete":
                 return await self._complete(code, opts)
             proc = self._proc
+            if code and self._state in (_State.RUNNING, _State.BUILT) and mode == "query":
+                raise KernelBusy(
+                    "The kernel is running another program; collect its output with an "
+                    "empty query, or interrupt it, before sending new code."
+                )
             if self._state is _State.IDLE:
                 if mode == "batch":
-                    plan = plan_batch(self.lang, self.workdir, opts)
-                    step = plan.build or plan.exec
+                    batch = await plan(self.lang, self.workdir, opts)
+                    step = batch.build or batch.exec
                     if step is None:
                         return self._idle_result()
-                    self._plan = plan
-                    self._begin("build" if plan.build else "exec")
+                    self._plan = batch
+                    await self._begin("build" if batch.build else "exec")
                     proc.send("shell", step)
                 elif code == "":
                     return self._idle_result()
                 else:
-                    self._begin("query")
+                    await self._begin("query")
                     proc.send("exec", code)
             elif self._state is _State.WAITING:
                 proc.send("input", code)
@@ -167,16 +224,27 @@ class LocalKernel:
             old = self._proc
             old.on_exit = None
             await old.close(grace=0.5)
-            try:
-                proc = await self._launcher.launch(self.lang, self.workdir, self.limits.max_mem_kib)
-            except KernelCreationFailed:
-                self._mark_dead(f"kernel {self.kernel_id} terminated (restart failed)")
-                raise
+            proc = await self._relaunch()
             self._attach(proc)
             self._state = _State.IDLE
             self._plan = None
             if self._terminal is not None:
                 await self._terminal.restart()  # fresh state includes a fresh shell
+
+    async def _relaunch(self) -> DriverProcess:
+        """A fresh driver for this kernel; 404 if the kernel was destroyed meanwhile."""
+        try:
+            proc = await self._launcher.launch(self.lang, self.workdir, self.limits.max_mem_kib)
+        except KernelCreationFailed:
+            if self._state is _State.DEAD:
+                raise KernelNotFound(self.gone_reason) from None
+            self._mark_dead(f"kernel {self.kernel_id} terminated (restart failed)")
+            raise
+        if self._state is _State.DEAD:  # destroyed while the new driver started
+            await proc.close(grace=0.1)
+            raise KernelNotFound(self.gone_reason or f"kernel {self.kernel_id} not found")
+        self._driver_gone = False
+        return proc
 
     def terminal(self) -> Terminal:
         """The kernel's terminal (created on first use; its shell starts with a subscriber)."""
@@ -188,6 +256,8 @@ class LocalKernel:
     def info(self) -> dict[str, Any]:
         """Kernel info of spec §5.2 with wire (camelCase) names."""
         self._require()
+        if self._driver_gone:
+            raise KernelNotFound(self.gone_reason or f"kernel {self.kernel_id} terminated")
         now = time.monotonic()
         return {
             "lang": self.lang,
@@ -206,7 +276,7 @@ class LocalKernel:
         """Write uploaded files into the work dir (raises InvalidUpload)."""
         self._require()
         self.touch()
-        write_uploads(
+        await store_uploads(
             self.workdir,
             files,
             max_files=self._settings.max_upload_files,
@@ -214,16 +284,19 @@ class LocalKernel:
         )
 
     async def shutdown(self, reason: str) -> None:
-        """End the driver's process group and remove the work dir."""
+        """End the driver's process tree and remove the work dir."""
         if self._state is not _State.DEAD:
             self._state = _State.DEAD
             self.gone_reason = reason
         self._disarm()
+        if self._escalation is not None:
+            self._escalation.cancel()
         self._proc.on_exit = None
+        self._proc.kill()  # a run being collected ends now; a racing restart sees DEAD
         if self._terminal is not None:
             await self._terminal.close()  # subscribers see 4404 "kernel destroyed"
         await self._proc.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        await remove_tree(self.workdir)
 
     # ---- internals ------------------------------------------------------------------------
 
@@ -232,9 +305,16 @@ class LocalKernel:
         proc.on_exit = self._on_exit
 
     def _on_exit(self, proc: DriverProcess) -> None:
-        # A death during a run is reported by the running execute; an idle death right away.
-        if proc is self._proc and self._state in (_State.IDLE, _State.BUILT):
-            self._mark_dead(f"kernel {self.kernel_id} terminated (exit code {proc.returncode})")
+        # An idle death ends the kernel at once. A death during a run is reported by the
+        # execute that collects it; meanwhile the kernel no longer counts as living.
+        if proc is not self._proc or self._escalated:
+            return
+        reason = f"kernel {self.kernel_id} terminated (exit code {proc.returncode})"
+        if self._state in (_State.IDLE, _State.BUILT):
+            self._mark_dead(reason)
+        elif not self._timed_out:
+            self._driver_gone = True
+            self.gone_reason = reason
 
     def _mark_dead(self, reason: str) -> None:
         if self._state is _State.DEAD:
@@ -248,10 +328,11 @@ class LocalKernel:
         if self._state is _State.DEAD:
             raise KernelNotFound(self.gone_reason or f"kernel {self.kernel_id} not found")
 
-    def _begin(self, phase: str) -> None:
+    async def _begin(self, phase: str) -> None:
         self._queries += 1
+        self._interrupted = self._escalated = False
         self._phase = phase
-        self._before = output_snapshot(self.workdir)
+        self._before = await snapshot(self.workdir)
         self._timed_out = False
         self._budget = self.limits.exec_timeout
         self._state = _State.RUNNING
@@ -289,19 +370,25 @@ class LocalKernel:
         proc = self._proc
         until = asyncio.get_running_loop().time() + self._settings.flush_window
         items: list[Item] = []
-        while True:
-            await self._wait(proc, until)
-            got, control = proc.take()
-            items += got
-            if control is None or control.kind in ("finished", "waiting-input", "died"):
-                break
-        return self._conclude(items, control)
+        self._collecting = True
+        try:
+            while True:
+                await self._wait(proc, until)
+                got, control = proc.take()
+                items += got
+                if control is None or control.kind in ("finished", "waiting-input", "died"):
+                    break
+        finally:
+            self._collecting = False
+        return await self._conclude(items, control)
 
-    def _conclude(self, items: list[Item], control: Item | None) -> dict[str, Any]:
+    async def _conclude(self, items: list[Item], control: Item | None) -> dict[str, Any]:
         hide_stdout = self._phase == "build" and self._plan is not None and not self._plan.build_log
         console = _console(i for i in items if not (hide_stdout and i.kind == "stdout"))
         if control is None:
             return _result("continued", console)
+        if self._interrupted and not self._timed_out and control.kind in ("finished", "died"):
+            return await self._interrupted_result(console, control)
         if control.kind == "waiting-input":
             self._disarm()
             self._state = _State.WAITING
@@ -314,7 +401,7 @@ class LocalKernel:
                 return _result("exec-timeout", console)
             _append(console, "stderr", f"[kernel died: exit code {control.data}]\n")
             self._mark_dead(f"kernel {self.kernel_id} terminated (exit code {control.data})")
-            return _result("finished", console, files=new_output_files(self.workdir, self._before))
+            return _result("finished", console, files=await self._new_files(console))
         opts = control.data if isinstance(control.data, dict) else None
         if self._phase == "build":
             code = opts.get("exitCode") if opts else 0
@@ -324,8 +411,28 @@ class LocalKernel:
                 self._state = _State.BUILT
                 return _result("build-finished", console, opts)
         self._state = _State.IDLE
-        files = new_output_files(self.workdir, self._before)
+        files = await self._new_files(console)
         return _result("finished", console, opts, files)
+
+    async def _interrupted_result(self, console: list[list[Any]], control: Item) -> dict[str, Any]:
+        """End an interrupted run; a program that had to be killed costs a fresh driver."""
+        self._disarm()
+        self._interrupted = False
+        files = await self._new_files(console)
+        if control.kind == "died":
+            escalated, self._escalated = self._escalated, False
+            if not escalated and self._state is _State.DEAD:
+                return _result("interrupted", console, {"exitCode": INTERRUPTED_EXIT}, files)
+            _append(console, "stderr", "[the program did not stop; the kernel was restarted]\n")
+            self._attach(await self._relaunch())
+        self._state = _State.IDLE
+        return _result("interrupted", console, {"exitCode": INTERRUPTED_EXIT}, files)
+
+    async def _new_files(self, console: list[list[Any]]) -> list[str]:
+        changes = await new_files(self.workdir, self._before)
+        if changes.notice:
+            _append(console, "stderr", changes.notice)
+        return changes.files
 
     def _idle_result(self) -> dict[str, Any]:
         # Output that arrived while idle (background threads, timers) goes to the next call.

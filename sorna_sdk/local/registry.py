@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import shutil
 from collections import OrderedDict
 from typing import Final
 
 from sorna_sdk.local.errors import KernelNotFound, QuotaExceeded, ServiceUnavailable
-from sorna_sdk.local.files import OUTPUT_DIR
+from sorna_sdk.local.files import OUTPUT_DIR, remove_tree
 from sorna_sdk.local.kernel import LocalKernel
 from sorna_sdk.local.languages import available_languages, canonical_language
 from sorna_sdk.local.limits import RuntimeSettings, resolve_limits
@@ -120,10 +119,14 @@ class KernelRegistry:
         max_kernels: int | None,
     ) -> tuple[LocalKernel, bool]:
         existing = self._by_key.get(key)
-        if existing is not None and self._kernels[existing].alive:
+        if existing is not None and self._kernels[existing].running:
             kernel = self._kernels[existing]
             kernel.touch()
             return kernel, False
+        if existing is not None:
+            # Its driver died mid-run: the token gets a new kernel.
+            stale = self._kernels[existing]
+            self._forget(stale, stale.gone_reason or "kernel terminated", shutdown=True)
         if self._closed:
             raise ServiceUnavailable("The gateway is shutting down.")
         starting = self._starting.get(owner, 0)
@@ -148,7 +151,7 @@ class KernelRegistry:
         try:
             proc = await self._launcher.launch(canonical, workdir, limits.max_mem_kib)
         except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
+            await remove_tree(workdir)
             raise
         kernel = LocalKernel(
             kernel_id=kernel_id,
@@ -175,7 +178,11 @@ class KernelRegistry:
         return kernel
 
     async def destroy(self, owner: str, kernel_id: str) -> None:
-        """End the kernel and remove its work dir (raises KernelNotFound)."""
+        """End the kernel and remove its work dir (raises KernelNotFound).
+
+        The kernel is forgotten before anything is awaited, so a racing destroy or restart
+        of the same kernel answers 404.
+        """
         kernel = self.get(owner, kernel_id)
         reason = f"kernel {kernel_id} was destroyed"
         self._forget(kernel, reason, shutdown=False)
@@ -183,7 +190,7 @@ class KernelRegistry:
 
     def count(self, owner: str) -> int:
         """Number of living kernels of this owner."""
-        return sum(1 for k in self._kernels.values() if k.owner == owner and k.alive)
+        return sum(1 for k in self._kernels.values() if k.owner == owner and k.running)
 
     # ---- internals ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import select
@@ -11,7 +12,7 @@ import sys
 import termios
 import time
 
-from sorna_sdk import APIConfig
+from sorna_sdk import APIConfig, Kernel, Session
 
 # Makes the pty our child's controlling terminal, so it gets SIGWINCH on resize.
 CTTY_SHIM = (
@@ -110,6 +111,62 @@ def test_sorna_shell_is_usable_and_follows_resizes(sorna_config: APIConfig) -> N
         screen.type(b"\x1d")  # Ctrl-]: leave
         assert proc.wait(timeout=15) == 0
         assert termios.tcgetattr(master)[3] == cooked[3]  # the terminal is restored
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_ctrl_c_in_sorna_run_interrupts_the_remote_program(sorna_config: APIConfig) -> None:
+    """Ctrl-C stops the program on the server too: the next run on that kernel is clean."""
+    token = "ctrl-c-token-1"
+    code = 'import time\nprint("first", flush=True)\ntime.sleep(100)\nprint("late")'
+    proc, master, _ = on_terminal(sorna_config, "run", "-t", token, "python3", "-c", code)
+    screen = Screen(master)
+    try:
+        screen.expect(b"first")
+        time.sleep(0.3)
+        screen.type(b"\x03")  # the terminal sends SIGINT to `sorna run`
+        screen.expect(b"interrupting the program")
+        screen.expect(b"KeyboardInterrupt")  # the remote program's own traceback
+        assert proc.wait(timeout=15) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    proc, master, _ = on_terminal(
+        sorna_config, "run", "-t", token, "python3", "-c", 'print("second")'
+    )
+    screen = Screen(master)
+    try:
+        screen.expect(b"second")
+        assert proc.wait(timeout=15) == 0
+        time.sleep(0.2)
+        with contextlib.suppress(OSError):
+            screen.seen += os.read(master, 65536)
+        assert b"late" not in screen.seen and b"first" not in screen.seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    with Session(sorna_config) as session:
+        Kernel.get_or_create("python3", token, session=session).destroy()
+
+
+def test_a_second_ctrl_c_leaves(sorna_config: APIConfig) -> None:
+    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(100)"
+    proc, master, _ = on_terminal(sorna_config, "run", "python3", "-c", code)
+    screen = Screen(master)
+    try:
+        screen.expect(b"starting python3 kernel")
+        time.sleep(1.0)
+        screen.type(b"\x03")
+        screen.expect(b"interrupting the program")
+        screen.type(b"\x03")
+        assert proc.wait(timeout=15) == 130
     finally:
         if proc.poll() is None:
             proc.kill()

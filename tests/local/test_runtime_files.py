@@ -93,7 +93,7 @@ def test_os_errors_while_writing_are_invalid_uploads(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "mkdir", refuse)
+    monkeypatch.setattr(os, "mkdir", refuse)  # folders are made with os.mkdir(dir_fd=...)
     with pytest.raises(InvalidUpload, match="Permission denied"):
         upload(workdir, ("sub/x.txt", b"1"))
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sorna_sdk.local.errors import KernelNotFound, ServiceUnavailable
+from sorna_sdk.local.errors import InvalidParameters, KernelNotFound, ServiceUnavailable
 from sorna_sdk.local.languages import available_languages
 from sorna_sdk.local.limits import KernelLimits, resolve_limits
 from sorna_sdk.local.pool import DriverLauncher
@@ -280,9 +280,21 @@ async def test_driver_exits_on_control_eof(tmp_path: Path, lang: str) -> None:
 
 
 def test_limits_defaults_and_clamping(tmp_path: Path) -> None:
-    loose = RuntimeSettings(root=tmp_path, max_exec_timeout=10, max_mem_kib=1024)
-    assert resolve_limits(loose, 0, 0) == KernelLimits(exec_timeout=0.0, max_mem_kib=0)
-    assert resolve_limits(loose, 4096, 100) == KernelLimits(exec_timeout=10.0, max_mem_kib=1024)
-    strict = RuntimeSettings(root=tmp_path, default_exec_timeout=5, default_max_mem_kib=512)
+    # Defaults hold unless the settings say otherwise: 30 minutes and 2 GiB.
+    defaults = RuntimeSettings(root=tmp_path)
+    assert resolve_limits(defaults, 0, 0) == KernelLimits(exec_timeout=1800.0, max_mem_kib=2 << 20)
+    unlimited = RuntimeSettings(
+        root=tmp_path, max_exec_timeout=10, max_mem_kib=1 << 20, min_mem_kib=512,
+        default_exec_timeout=0, default_max_mem_kib=0,
+    )  # fmt: skip
+    assert resolve_limits(unlimited, 0, 0) == KernelLimits(exec_timeout=0.0, max_mem_kib=0)
+    assert resolve_limits(unlimited, 4 << 20, 100) == KernelLimits(
+        exec_timeout=10.0, max_mem_kib=1 << 20
+    )
+    strict = RuntimeSettings(
+        root=tmp_path, default_exec_timeout=5, default_max_mem_kib=512, min_mem_kib=256
+    )
     assert resolve_limits(strict, 0, 0) == KernelLimits(exec_timeout=5.0, max_mem_kib=512)
     assert resolve_limits(strict, 256, 2) == KernelLimits(exec_timeout=2.0, max_mem_kib=256)
+    with pytest.raises(InvalidParameters, match="at least 256 KiB"):
+        resolve_limits(strict, 1, 0)

@@ -201,8 +201,8 @@ async def test_raw_pipe_backpressure_keeps_everything(py: LocalKernel) -> None:
 async def test_interrupt_raises_keyboard_interrupt(py: LocalKernel) -> None:
     first = await py.execute("query", "import time\nx = 5\ntime.sleep(30)", None)
     assert first["status"] == "continued"
-    py.interrupt()
+    await py.interrupt()
     rest = await run(py, "")
-    assert rest[-1]["status"] == "finished"
+    assert rest[-1]["status"] == "interrupted"
     assert "KeyboardInterrupt" in text(rest, "stderr")
     assert text(await run(py, "print(x)")) == "5\n"

@@ -103,13 +103,24 @@ function formatError(err) {
   return 'Uncaught ' + util.inspect(err) + '\n';
 }
 
+// An interrupt while a run awaits a promise ends the wait (synchronous code is stopped by
+// breakOnSigint instead).
+let interruptRun = null;
+
 async function runCode(code) {
   try {
     const script = new vm.Script(code, { filename: '<input>' });
     const value = script.runInContext(context, { breakOnSigint: true });
-    if (value && typeof value.then === 'function') await value;
+    if (value && typeof value.then === 'function') {
+      const interrupted = new Promise((resolve, reject) => {
+        interruptRun = () => reject(new Error('Script execution was interrupted by `SIGINT`'));
+      });
+      await Promise.race([value, interrupted]);
+    }
   } catch (err) {
     send('stderr', formatError(err));
+  } finally {
+    interruptRun = null;
   }
   return null;
 }
@@ -141,7 +152,7 @@ async function pump() {
   busy = false;
 }
 
-process.on('SIGINT', () => {});
+process.on('SIGINT', () => { if (interruptRun) interruptRun(); });
 process.on('uncaughtException', (err) => send('stderr', formatError(err)));
 process.on('unhandledRejection', (err) => send('stderr', formatError(err)));
 

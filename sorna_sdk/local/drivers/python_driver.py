@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import builtins
 import codecs
+import contextlib
 import getpass
 import io
 import json
@@ -285,16 +286,38 @@ class Kernel:
         return []
 
 
+#: Seconds a shell job gets to end after SIGINT before its process group is killed.
+_SHELL_GRACE = 0.5
+
+
 def shell(cmd: str) -> int:
-    """Run ``bash -c cmd`` with the driver's fds 1 and 2; stdin is /dev/null."""
+    """Run ``bash -c cmd`` with the driver's fds 1 and 2; stdin is /dev/null.
+
+    The job gets a process group of its own, so that an interrupt reaches everything it
+    started (SIGINT first, as a terminal would send it, then SIGKILL).
+    """
     OUT.flush()
-    proc = subprocess.Popen(["bash", "-c", cmd], stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(["bash", "-c", cmd], stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         return proc.wait()
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _end_job(proc)
         raise
+
+
+def _end_job(proc: subprocess.Popen[bytes]) -> None:
+    for sig, grace in ((signal.SIGINT, _SHELL_GRACE), (signal.SIGKILL, None)):
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace)
+            if sig == signal.SIGINT:
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever it left in its group
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except OSError:
+            return
 
 
 class PythonKernel(Kernel):
@@ -383,6 +406,11 @@ class LuaKernel(Kernel):
             """
         )
         setup(lua_print, lua_write, lua_read)
+        # Lua has no signals: a debug hook returns to Python every so often, which lets the
+        # SIGINT handler raise KeyboardInterrupt inside a busy Lua loop.
+        self.runtime.execute(
+            "return function(check) debug.sethook(function() check() end, '', 100000) end"
+        )(_interrupt_point)
         self.load = self.runtime.globals().load
 
     def run(self, code: str) -> dict[str, int] | None:
@@ -397,6 +425,10 @@ class LuaKernel(Kernel):
             OUT.write("stderr", f"{exc}\n")
             return FAILED
         return None
+
+
+def _interrupt_point() -> None:
+    """Called from Lua's debug hook: a pending SIGINT is raised here."""
 
 
 class BashKernel(Kernel):
