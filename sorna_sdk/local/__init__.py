@@ -1,8 +1,9 @@
 """The embedded Sorna gateway: the Sorna v2 API served on this machine.
 
-Kernels are local processes (python3, lua5, bash, nodejs when ``node`` exists).
-This is a development and testing server: it runs code as the local user and
-is **not a sandbox**. It binds 127.0.0.1 unless told otherwise.
+Kernels are local processes (python3, lua5, bash, nodejs when ``node`` exists). With
+bubblewrap installed each kernel runs in namespaces of its own (``--sandbox auto``, the
+default); without it kernels run as the local user and the gateway is **not a sandbox**.
+It binds 127.0.0.1 unless told otherwise.
 
     >>> from sorna_sdk.local import LocalGateway
     >>> with LocalGateway.start_in_thread() as gw:  # doctest: +SKIP

@@ -2,6 +2,7 @@
 
 When ready it prints exactly three ``export SORNA_...=...`` lines on stdout, for
 ``eval "$(python -m sorna_sdk.local serve ...)"``-style use; logs go to stderr.
+The secret key is never logged: only the export line carries it.
 """
 
 from __future__ import annotations
@@ -16,27 +17,73 @@ from pathlib import Path
 
 from ..config import ENV_ACCESS_KEY, ENV_ENDPOINT, ENV_SECRET_KEY
 from .gateway import GatewaySettings, LocalGateway
-from .keys import KeyfileError, default_keypair_path, resolve_keypair
+from .keys import (
+    ENV_LOCAL_ACCESS_KEY,
+    ENV_LOCAL_SECRET_KEY,
+    KeyfileError,
+    default_keypair_path,
+    resolve_keypair,
+)
 
 __all__ = ["main"]
 
 log = logging.getLogger("sorna_sdk.local")
 
+#: Logged when the secret comes from the command line.
+SECRET_ON_COMMAND_LINE = (
+    "--secret-key is visible to other local users (ps, /proc/<pid>/cmdline): "
+    f"prefer --secret-key-file or ${ENV_LOCAL_SECRET_KEY}"
+)
+
+_EPILOG = f"""\
+keys, first found:
+  the access key:  --access-key, else ${ENV_LOCAL_ACCESS_KEY}
+  the secret key:  --secret-key-file (mode 0600), --secret-key, else ${ENV_LOCAL_SECRET_KEY}
+  neither:         a keypair generated on first start and kept (mode 0600) in
+                   $XDG_CONFIG_HOME/sorna-sdk/local-keypair.json (default ~/.config/...)
+  Key files readable or writable by group or others are refused, as ssh does.
+
+examples:
+  sorna local serve --port 0
+  sorna local serve --access-key AKIAEXAMPLE --secret-key-file ~/.config/sorna-secret
+  {ENV_LOCAL_ACCESS_KEY}=AKIAEXAMPLE {ENV_LOCAL_SECRET_KEY}="$(pass sorna)" sorna local serve
+  sorna local serve --host 0.0.0.0      # plain HTTP on the network: a warning says so
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sorna local",
-        description="Run the embedded Sorna gateway (runs code as you; not a sandbox).",
+        description="Run the embedded Sorna gateway: kernels run as you, in a bubblewrap "
+        "sandbox when one is available (--sandbox).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the Sorna API on this machine")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the Sorna API on this machine",
+        description="Serve the Sorna v2 API on this machine; print the client's SORNA_* "
+        "exports on stdout, log on stderr, stop on SIGINT/SIGTERM.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8081, help="port (0 picks a free one)")
     serve.add_argument(
         "--access-key",
-        help="access key (default: $SORNA_LOCAL_ACCESS_KEY, else a keypair kept per user)",
+        help=f"access key (default: ${ENV_LOCAL_ACCESS_KEY}, else a keypair kept per user)",
     )
-    serve.add_argument("--secret-key", help="secret key (give it with --access-key)")
+    secret = serve.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--secret-key-file",
+        type=Path,
+        metavar="PATH",
+        help="read the secret key from PATH (one line; mode 0600 or stricter)",
+    )
+    secret.add_argument(
+        "--secret-key",
+        help=f"secret key; other local users can see it in ps: prefer --secret-key-file "
+        f"or ${ENV_LOCAL_SECRET_KEY}",
+    )
     serve.add_argument(
         "--flush-window",
         type=float,
@@ -68,7 +115,55 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="warm interpreters per language (0: off)",
     )
-    serve.add_argument("--root", type=Path, help="kernels' work directories (default: temp)")
+    serve.add_argument(
+        "--root",
+        type=Path,
+        help="kernels' work directories, created mode 0700; an existing one others can write "
+        "is refused (default: a private temporary folder)",
+    )
+    serve.add_argument(
+        "--sandbox",
+        choices=["auto", "bwrap", "none"],
+        default="auto",
+        help="isolate kernels with bubblewrap: auto (when it works, else none, with a "
+        "warning), bwrap (required) or none (default: auto)",
+    )
+    serve.add_argument(
+        "--kernel-network",
+        action="store_true",
+        help="give sandboxed kernels the network (default: none)",
+    )
+    defaults = GatewaySettings()
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        metavar="N",
+        help=f"open connections; more are answered 503 (default {defaults.max_connections})",
+    )
+    serve.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=defaults.keepalive_timeout,
+        metavar="S",
+        help=f"close idle kept-alive connections after S seconds "
+        f"(default {defaults.keepalive_timeout:g})",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=defaults.header_timeout,
+        metavar="S",
+        help=f"seconds a client has to send a request's headers "
+        f"(default {defaults.header_timeout:g})",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=defaults.body_timeout,
+        metavar="S",
+        help=f"seconds a client has to send a request's body (default {defaults.body_timeout:g})",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -87,10 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.secret_key:
+        log.warning(SECRET_ON_COMMAND_LINE)
     try:
         keypair, source = resolve_keypair(
-            args.access_key, args.secret_key, path=default_keypair_path()
+            args.access_key,
+            args.secret_key,
+            secret_key_file=args.secret_key_file,
+            path=default_keypair_path(),
         )
+        hidden = (args.secret_key_file,) if args.secret_key_file is not None else ()
         settings = GatewaySettings(
             host=args.host,
             port=args.port,
@@ -103,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
             idle_timeout=args.idle_timeout,
             pool_size=args.pool_size,
             access_log=args.log_level == "debug",
+            sandbox=args.sandbox,
+            kernel_network=args.kernel_network,
+            hidden_paths=hidden,
+            max_connections=args.max_connections,
+            keepalive_timeout=args.keepalive_timeout,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
         )
     except (ValueError, KeyfileError) as exc:
         print(f"sorna local serve: {exc}", file=sys.stderr)
@@ -121,7 +229,10 @@ async def _serve(settings: GatewaySettings) -> int:
         try:
             await gateway.start()
         except OSError as exc:
-            log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
+            log.error("cannot start the gateway on %s:%s: %s", settings.host, settings.port, exc)
+            return 1
+        except RuntimeError as exc:  # e.g. --sandbox bwrap without a working bubblewrap
+            log.error("cannot start the gateway: %s", exc)
             return 1
         sys.stdout.write(
             f"export {ENV_ENDPOINT}={shlex.quote(gateway.endpoint)}\n"
@@ -129,7 +240,8 @@ async def _serve(settings: GatewaySettings) -> int:
             f"export {ENV_SECRET_KEY}={shlex.quote(gateway.secret_key)}\n"
         )
         sys.stdout.flush()
-        log.warning("this gateway runs code as the local user; it is not a sandbox")
+        if settings.sandbox == "none":  # "auto" that found none has said so already
+            log.warning("this gateway runs code as the local user; it is not a sandbox")
         await stop.wait()
         log.info("shutting down")
     finally:

@@ -1,25 +1,37 @@
-"""Start and stop the local gateway in-process: on the running loop, or in a thread of its own."""
+"""Start and stop the local gateway in-process: on the running loop, or in a thread of its own.
+
+At start the gateway also, process-wide: raises the soft ``RLIMIT_NOFILE`` to the hard limit
+(``raise_nofile_limit``), and installs an event-loop exception handler that lets asyncio's
+"socket.accept() out of system resource" line (EMFILE: out of file descriptors) through once
+per ``accept_error_log_interval`` seconds; close() puts the previous handler back.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
 import contextlib
+import errno
+import ipaddress
 import logging
-import shutil
+import os
+import stat
 import tempfile
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiohttp import web
 
-from .keys import Keypair, generate_keypair, load_or_create_keypair
+from . import sandbox as _sandbox
+from .files import remove_tree
+from .keys import Keypair, default_keypair_path, generate_keypair, load_or_create_keypair
+from .ratelimit import Throttle
 from .registry import KernelRegistry, RuntimeSettings
-from .server import ServerLimits, create_app
+from .server import ConnectionGuard, ConnectionLimits, ServerLimits, create_app
 
 if TYPE_CHECKING:
     from ..config import APIConfig
@@ -27,6 +39,15 @@ if TYPE_CHECKING:
 __all__ = ["GatewaySettings", "LocalGateway", "RunningGateway"]
 
 log = logging.getLogger(__name__)
+
+#: Logged once per start when ``sandbox="auto"`` finds no usable sandbox.
+NO_SANDBOX_WARNING: Final = (
+    "sorna: no sandbox (bubblewrap not found): kernels run as your user and can read your files"
+)
+#: Where the soft RLIMIT_NOFILE goes when the hard limit is unlimited.
+_NOFILE_CEILING: Final = 1 << 20
+_ACCEPT_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_SandboxMode = Literal["auto", "bwrap", "none"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,26 @@ class GatewaySettings:
     shutdown_timeout: float = 5.0
     #: Log one line per request (logger ``aiohttp.access``).
     access_log: bool = False
+    #: Seconds an idle kept-alive connection stays open.
+    keepalive_timeout: float = 75.0
+    #: Seconds a client has to send a request's head (request line and headers), counted from
+    #: its first byte, or from the connection's start for the first request.
+    header_timeout: float = 20.0
+    #: Seconds a client has to send a request's body, counted from the end of its head.
+    body_timeout: float = 60.0
+    #: Open connections beyond this many are answered 503 and closed at once.
+    max_connections: int = 1000
+    #: Raise the process's soft RLIMIT_NOFILE to its hard limit at start.
+    raise_nofile_limit: bool = True
+    #: asyncio's accept-error line (e.g. EMFILE) is logged at most once per this many seconds.
+    accept_error_log_interval: float = 10.0
+    #: How kernels are isolated: "auto" (bubblewrap when it works, else none, with a warning),
+    #: "bwrap" (fail to start without it) or "none".
+    sandbox: _SandboxMode = "auto"
+    #: Sandboxed kernels get the host's network (default: none at all).
+    kernel_network: bool = False
+    #: More paths sandboxed kernels must not see; the keypair files' folder always is hidden.
+    hidden_paths: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.access_key is None) != (self.secret_key is None):
@@ -64,6 +105,11 @@ class GatewaySettings:
             raise ValueError("rate_limit must be at least 1 and concurrency_limit at least 0")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.sandbox not in ("auto", "bwrap", "none"):
+            raise ValueError(f"sandbox must be auto, bwrap or none, got {self.sandbox!r}")
+        if self.accept_error_log_interval < 0:
+            raise ValueError("accept_error_log_interval must be 0 or more")
+        _connection_limits(self)  # validates the deadlines and the cap
 
     def replace(self, **changes: Any) -> GatewaySettings:
         """A copy with some fields changed."""
@@ -73,7 +119,8 @@ class GatewaySettings:
 class LocalGateway:
     """The Sorna API served on this machine, kernels as local processes.
 
-    A development and testing server: code runs as the local user, not in a sandbox.
+    A development and testing server: code runs as the local user, in a bubblewrap sandbox
+    when one is available (``sandbox``).
 
     >>> async with LocalGateway() as gw:  # doctest: +SKIP
     ...     config = gw.config()
@@ -84,9 +131,13 @@ class LocalGateway:
         self.settings = base.replace(**changes) if changes else base
         self._keypair = _keypair(self.settings)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self._guard: ConnectionGuard | None = None
+        self._accept_log: _AcceptErrorLog | None = None
         self._registry: KernelRegistry | None = None
         self._temp_root: Path | None = None
         self._port = 0
+        self._sandbox: Literal["bwrap", "none"] | None = None
 
     def __repr__(self) -> str:
         state = self.endpoint if self._runner else "not started"
@@ -115,6 +166,16 @@ class LocalGateway:
         return f"http://{host}:{self.port}"
 
     @property
+    def sandbox(self) -> Literal["bwrap", "none"] | None:
+        """The isolation kernels get ("bwrap" or "none"), resolved at start; None before."""
+        return self._sandbox
+
+    @property
+    def connections(self) -> int:
+        """Open HTTP connections; 0 before start()."""
+        return self._guard.connections if self._guard is not None else 0
+
+    @property
     def registry(self) -> KernelRegistry:
         if self._registry is None:
             raise RuntimeError("the gateway is not started")
@@ -136,35 +197,73 @@ class LocalGateway:
         if self._runner is not None:
             raise RuntimeError("the gateway is already started")
         settings = self.settings
-        root = settings.root
-        if root is None:
-            root = self._temp_root = Path(tempfile.mkdtemp(prefix="sorna-local-"))
+        loop = asyncio.get_running_loop()
         try:
-            self._registry = KernelRegistry(_runtime_settings(settings, root))
+            sandbox = _resolve_sandbox(settings.sandbox)
+            if settings.sandbox == "auto" and sandbox == "none":
+                log.warning(NO_SANDBOX_WARNING)
+            self._sandbox = sandbox
+            if settings.raise_nofile_limit:
+                _raise_nofile_limit(settings.max_connections)
+            self._accept_log = _AcceptErrorLog.install(loop, settings.accept_error_log_interval)
+            root = settings.root
+            if root is None:
+                # mkdtemp: mode 0700, a fresh name no one else can have prepared.
+                root = self._temp_root = Path(tempfile.mkdtemp(prefix="sorna-local-"))
+            else:
+                _prepare_root(root)
+            runtime = _runtime_settings(settings, root, sandbox, _hidden_paths(settings))
+            self._registry = KernelRegistry(runtime)
             await self._registry.start()
+            self._guard = guard = ConnectionGuard(_connection_limits(settings))
             app = create_app(
-                self._registry, {self.access_key: self.secret_key}, _server_limits(settings)
+                self._registry,
+                {self.access_key: self.secret_key},
+                _server_limits(settings),
+                guard=guard,
             )
             self._runner = web.AppRunner(
                 app,
                 handle_signals=False,
                 shutdown_timeout=settings.shutdown_timeout,
                 access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+                keepalive_timeout=settings.keepalive_timeout,
+                # A client that went away (Ctrl-C in `sorna run`) must not have its execute
+                # collect the output the next call is waiting for; the runtime is cancel-safe.
+                handler_cancellation=True,
             )
             await self._runner.setup()
-            site = web.TCPSite(self._runner, settings.host, settings.port)
-            await site.start()
-            self._port = _bound_port(self._runner)
+            server = self._runner.server
+            assert server is not None
+            # Our own listener rather than a TCPSite: its protocol factory is the guard's.
+            self._listener = await loop.create_server(
+                guard.protocol_factory(server),
+                settings.host,
+                settings.port,
+                backlog=min(max(settings.max_connections, 128), 4096),
+            )
+            self._port = _bound_port(self._listener)
         except BaseException:
             await self.close()
             raise
+        if not await _is_loopback(settings.host):
+            log.warning(
+                "serving plain HTTP on %s: requests are signed, not encrypted; anyone on the "
+                "network path can read code, output and uploads, and replay a request for "
+                "15 minutes. Bind 127.0.0.1, or put a TLS proxy in front.",
+                self.endpoint,
+            )
         log.info("local gateway listening on %s", self.endpoint)
 
     async def close(self) -> None:
         """Stop listening, end every kernel process and remove the temporary root."""
+        listener, self._listener = self._listener, None
         runner, self._runner = self._runner, None
         registry, self._registry = self._registry, None
+        accept_log, self._accept_log = self._accept_log, None
         try:
+            if listener is not None:
+                listener.close()  # no new connections; runner.cleanup() ends the open ones
             if runner is not None:
                 await runner.cleanup()
         finally:
@@ -172,8 +271,12 @@ class LocalGateway:
                 if registry is not None:
                     await registry.close()
             finally:
+                self._guard = None
+                self._sandbox = None
+                if accept_log is not None:
+                    accept_log.uninstall()
                 if self._temp_root is not None:
-                    shutil.rmtree(self._temp_root, ignore_errors=True)
+                    await remove_tree(self._temp_root)
                     self._temp_root = None
 
     async def __aenter__(self) -> LocalGateway:
@@ -315,7 +418,12 @@ def _keypair(settings: GatewaySettings) -> Keypair:
     return generate_keypair()
 
 
-def _runtime_settings(settings: GatewaySettings, root: Path) -> RuntimeSettings:
+def _runtime_settings(
+    settings: GatewaySettings,
+    root: Path,
+    sandbox: Literal["bwrap", "none"],
+    hidden: tuple[Path, ...],
+) -> RuntimeSettings:
     return RuntimeSettings(
         root=root,
         flush_window=settings.flush_window,
@@ -323,6 +431,18 @@ def _runtime_settings(settings: GatewaySettings, root: Path) -> RuntimeSettings:
         pool_size=settings.pool_size,
         max_upload_files=settings.max_upload_files,
         max_upload_bytes=settings.max_upload_bytes,
+        sandbox=sandbox,
+        kernel_network=settings.kernel_network,
+        hidden_paths=hidden,
+    )
+
+
+def _connection_limits(settings: GatewaySettings) -> ConnectionLimits:
+    return ConnectionLimits(
+        keepalive_timeout=settings.keepalive_timeout,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=settings.max_connections,
     )
 
 
@@ -336,8 +456,155 @@ def _server_limits(settings: GatewaySettings) -> ServerLimits:
     )
 
 
-def _bound_port(runner: web.AppRunner) -> int:
-    for address in runner.addresses:
+def _bound_port(listener: asyncio.AbstractServer) -> int:
+    for sock in getattr(listener, "sockets", None) or ():
+        address = sock.getsockname()
         if isinstance(address, tuple) and len(address) >= 2:
             return int(address[1])
     raise RuntimeError("the gateway is not bound to a TCP port")
+
+
+def _resolve_sandbox(mode: _SandboxMode) -> Literal["bwrap", "none"]:
+    """``auto`` -> bwrap when bubblewrap works here, else none; ``bwrap`` raises without it."""
+    return _sandbox.resolve(mode)
+
+
+def _hidden_paths(settings: GatewaySettings) -> tuple[Path, ...]:
+    """The keypair files' folders (the default one and ``keypair_file``'s) and the extra paths."""
+    paths: list[Path] = []
+    with contextlib.suppress(RuntimeError, OSError):  # no home directory
+        paths.append(default_keypair_path().parent)
+    if settings.keypair_file is not None:
+        paths.append(settings.keypair_file.parent)
+    paths.extend(settings.hidden_paths)
+    unique: dict[Path, None] = {}
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if path.exists():
+                unique[path.resolve()] = None
+    return tuple(unique)
+
+
+def _prepare_root(root: Path) -> None:
+    """Create ``root`` with mode 0700; refuse one others could write, warn of one they can read.
+
+    Kernels' folders, their files and uploads live there: a folder others can write lets them
+    plant files and links in a kernel's way; one they can read shows them the files.
+    """
+    try:
+        root.mkdir(mode=0o700, parents=True)
+        return
+    except FileExistsError:
+        pass
+    info = root.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "the gateway's root is not a folder", str(root))
+    mode = stat.S_IMODE(info.st_mode)
+    if hasattr(os, "getuid") and info.st_uid not in (os.getuid(), 0):
+        raise PermissionError(
+            errno.EPERM,
+            "the gateway's root belongs to another user; pick a folder of yours",
+            str(root),
+        )
+    if mode & 0o022:
+        raise PermissionError(
+            errno.EPERM,
+            f"the gateway's root is writable by group or others (mode {mode:04o}); "
+            f"run chmod 700 on it or pick another folder",
+            str(root),
+        )
+    if mode & 0o055:
+        log.warning(
+            "the gateway's root %s is readable by group or others (mode %04o): they can read "
+            "kernels' files; chmod 700 it to stop that",
+            root,
+            mode,
+        )
+
+
+def _raise_nofile_limit(wanted: int) -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: each connection is a file descriptor."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _NOFILE_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        for candidate in (target, min(target, 10240)):  # macOS refuses more than OPEN_MAX
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (candidate, hard))
+            except (ValueError, OSError):
+                continue
+            log.debug("RLIMIT_NOFILE raised from %d to %d", soft, candidate)
+            soft = candidate
+            break
+    if soft != resource.RLIM_INFINITY and soft < wanted + 64:
+        log.warning(
+            "only %d file descriptors (RLIMIT_NOFILE) for up to %d connections: "
+            "raise the limit (ulimit -n) or lower max_connections",
+            soft,
+            wanted,
+        )
+
+
+class _AcceptErrorLog:
+    """A loop exception handler: asyncio's accept-error line once per interval, the rest as is.
+
+    When the process runs out of file descriptors, asyncio logs "socket.accept() out of
+    system resource" with a traceback each second for as long as it lasts.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self._loop = loop
+        self._previous = loop.get_exception_handler()
+        self._throttle = Throttle(interval)
+
+    @classmethod
+    def install(cls, loop: asyncio.AbstractEventLoop, interval: float) -> _AcceptErrorLog:
+        handler = cls(loop, interval)
+        loop.set_exception_handler(handler)
+        return handler
+
+    def uninstall(self) -> None:
+        # Only if still on top: a handler set after ours keeps calling ours as its previous.
+        if self._loop.get_exception_handler() is self and not self._loop.is_closed():
+            self._loop.set_exception_handler(self._previous)
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _ACCEPT_ERRNOS and "socket" in context:
+            held = self._throttle.allow()
+            if held is None:
+                return
+            if held:
+                context = {
+                    **context,
+                    "message": f"{context.get('message')} ({held} more not logged)",
+                }
+        if self._previous is not None:
+            self._previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+
+async def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names loopback addresses only ("" and 0.0.0.0 mean every interface)."""
+    name = host.strip("[]")
+    if not name:
+        return False
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(name, None)
+    except OSError:
+        return False
+    addresses = {info[4][0] for info in infos}
+    try:
+        return bool(addresses) and all(
+            ipaddress.ip_address(str(a).split("%", 1)[0]).is_loopback for a in addresses
+        )
+    except ValueError:
+        return False

@@ -116,6 +116,10 @@ class LocalKernel:
         self.gone_reason = ""
         self._terminal: Terminal | None = None
         self._collecting = False
+        # Output taken from the driver but not yet returned (a caller that went away leaves
+        # it here for the next one), and the result of a run whose caller went away.
+        self._carry: list[Item] = []
+        self._orphan: asyncio.Task[dict[str, Any]] | None = None
         self._driver_gone = False
         self._interrupted = False
         self._escalated = False
@@ -180,6 +184,10 @@ class LocalKernel:
         async with self._lock:
             self._require()
             self.touch()
+            orphan, self._orphan = self._orphan, None
+            if orphan is not None and (code == "" or self._state is not _State.IDLE):
+                # The run ended while its caller was gone: this call gets that ending.
+                return await orphan
             if mode == "complete":
                 return await self._complete(code, opts)
             proc = self._proc
@@ -250,7 +258,11 @@ class LocalKernel:
         """The kernel's terminal (created on first use; its shell starts with a subscriber)."""
         self._require()
         if self._terminal is None:
-            self._terminal = Terminal(self.workdir)
+            self._terminal = Terminal(
+                self.workdir,
+                sandbox=self._launcher.sandbox,
+                max_mem_kib=self.limits.max_mem_kib,
+            )
         return self._terminal
 
     def info(self) -> dict[str, Any]:
@@ -309,7 +321,8 @@ class LocalKernel:
         # execute that collects it; meanwhile the kernel no longer counts as living.
         if proc is not self._proc or self._escalated:
             return
-        reason = f"kernel {self.kernel_id} terminated (exit code {proc.returncode})"
+        detail = proc.death_reason or f"exit code {proc.returncode}"
+        reason = f"kernel {self.kernel_id} terminated ({detail})"
         if self._state in (_State.IDLE, _State.BUILT):
             self._mark_dead(reason)
         elif not self._timed_out:
@@ -329,10 +342,11 @@ class LocalKernel:
             raise KernelNotFound(self.gone_reason or f"kernel {self.kernel_id} not found")
 
     async def _begin(self, phase: str) -> None:
+        before = await snapshot(self.workdir)  # the only await: a cancel here changes nothing
+        self._before = before
         self._queries += 1
         self._interrupted = self._escalated = False
         self._phase = phase
-        self._before = await snapshot(self.workdir)
         self._timed_out = False
         self._budget = self.limits.exec_timeout
         self._state = _State.RUNNING
@@ -367,20 +381,35 @@ class LocalKernel:
                 await asyncio.wait_for(proc.changed.wait(), left)
 
     async def _collect(self) -> dict[str, Any]:
+        """Output until the flush window closes or the run changes state.
+
+        Safe to cancel (aiohttp cancels the handler of a client that went away): output
+        already taken waits in ``_carry``, and a conclusion runs to its end and is kept for
+        the next caller, so nothing is lost.
+        """
         proc = self._proc
         until = asyncio.get_running_loop().time() + self._settings.flush_window
-        items: list[Item] = []
         self._collecting = True
         try:
             while True:
                 await self._wait(proc, until)
                 got, control = proc.take()
-                items += got
+                self._carry += got
                 if control is None or control.kind in ("finished", "waiting-input", "died"):
                     break
         finally:
             self._collecting = False
-        return await self._conclude(items, control)
+        items, self._carry = self._carry, []
+        conclusion = asyncio.ensure_future(self._conclude(items, control))
+        try:
+            return await asyncio.shield(conclusion)
+        except asyncio.CancelledError:
+            if control is None:
+                self._carry = items + self._carry  # "continued" output goes to the next call
+                conclusion.cancel()
+            else:
+                self._orphan = conclusion
+            raise
 
     async def _conclude(self, items: list[Item], control: Item | None) -> dict[str, Any]:
         hide_stdout = self._phase == "build" and self._plan is not None and not self._plan.build_log
@@ -399,8 +428,9 @@ class LocalKernel:
             if self._timed_out:
                 self._mark_dead(f"kernel {self.kernel_id} was destroyed: execution time limit")
                 return _result("exec-timeout", console)
-            _append(console, "stderr", f"[kernel died: exit code {control.data}]\n")
-            self._mark_dead(f"kernel {self.kernel_id} terminated (exit code {control.data})")
+            detail = control.reason or f"exit code {control.data}"
+            _append(console, "stderr", f"[kernel died: {detail}]\n")
+            self._mark_dead(f"kernel {self.kernel_id} terminated ({detail})")
             return _result("finished", console, files=await self._new_files(console))
         opts = control.data if isinstance(control.data, dict) else None
         if self._phase == "build":

@@ -78,7 +78,8 @@ def driver_argv(lang: str, max_mem_kib: int = 0) -> list[str]:
     if available_languages()[lang].driver == "node":
         argv = [shutil.which("node") or "node"]
         if max_mem_kib > 0:
-            # RLIMIT_AS breaks V8, so Node gets a heap limit instead.
+            # The limit is RLIMIT_DATA (set for every language before the driver starts; RLIMIT_AS
+            # breaks V8). The heap limit is an extra: a clean "heap out of memory" for JS objects.
             argv.append(f"--max-old-space-size={max(max_mem_kib // 1024, 16)}")
         return [*argv, str(_DRIVERS / "node_driver.js")]
     return [sys.executable, "-u", "-c", python_driver_source()]

@@ -1,17 +1,29 @@
-"""Starting configured drivers, from a warm pool of pre-spawned Python drivers when possible."""
+"""Starting configured drivers, from a warm pool of pre-spawned Python drivers when possible.
+
+Every driver starts contained (``sandbox.py``) with its limits: RLIMIT_DATA (the kernel's
+memory limit), RLIMIT_NPROC and RLIMIT_CORE 0. A pooled driver starts before its kernel's
+limit is known: it gets RLIMIT_DATA through ``prlimit`` when it is taken, before it is
+configured (so before any kernel code runs). Under bwrap there is no pool: a sandbox is built
+around one kernel's folder, so each driver starts for its kernel.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import resource
 from collections import deque
 from pathlib import Path
 from typing import Final
 
 from sorna_sdk.local.errors import KernelCreationFailed
 from sorna_sdk.local.languages import available_languages, driver_argv, driver_env
+from sorna_sdk.local.limits import RuntimeSettings
 from sorna_sdk.local.process import DriverProcess
+from sorna_sdk.local.protocol import MAX_FRAME
+from sorna_sdk.local.sandbox import Sandbox
 
 __all__ = ["DriverLauncher"]
 
@@ -20,14 +32,29 @@ log = logging.getLogger(__name__)
 #: Interpreter start can be slow on a loaded machine; this only bounds a broken start.
 READY_TIMEOUT: Final = 20.0
 _REFILL_DELAY: Final = 0.02
+#: How long a pooled driver's supervisor may take to fork it (it did long ago, normally).
+_FORK_WAIT: Final = 2.0
 
 
 class DriverLauncher:
-    """Hands out ready drivers; python3, lua5 and bash share the pooled Python driver."""
+    """Hands out ready drivers; python3, lua5 and bash share the pooled Python driver.
 
-    def __init__(self, root: Path, pool_size: int) -> None:
-        self._root = root
-        self._size = max(pool_size, 0)
+    ``DriverLauncher(settings)``; the older ``DriverLauncher(root, pool_size)`` still works
+    (default settings otherwise).
+    """
+
+    def __init__(self, settings: RuntimeSettings | Path, pool_size: int | None = None) -> None:
+        if not isinstance(settings, RuntimeSettings):
+            settings = RuntimeSettings(root=Path(settings), pool_size=pool_size or 0)
+        elif pool_size is not None:
+            settings = dataclasses.replace(settings, pool_size=pool_size)
+        self.settings = settings
+        #: How kernels are contained; the kernel's terminal uses the same.
+        self.sandbox = Sandbox.from_settings(settings)
+        self._root = settings.root
+        # A pooled driver cannot be moved into its kernel's sandbox later: no pool under bwrap.
+        self._size = max(settings.pool_size, 0) if self.sandbox.mode == "none" else 0
+        self._max_frame = settings.max_media_bytes if settings.max_media_bytes > 0 else MAX_FRAME
         self._pool: deque[DriverProcess] = deque()
         self._refill: asyncio.Task[None] | None = None
         self._closed = False
@@ -38,7 +65,7 @@ class DriverLauncher:
     async def launch(self, lang: str, workdir: Path, max_mem_kib: int) -> DriverProcess:
         """A driver for ``lang`` running in ``workdir`` with its limits applied."""
         if available_languages()[lang].driver == "python":
-            proc = self._take() or self._spawn(lang, workdir, max_mem_kib)
+            proc = await self._take(max_mem_kib) or self._spawn(lang, workdir, max_mem_kib)
             self._schedule_refill()
         else:
             proc = self._spawn(lang, workdir, max_mem_kib)
@@ -69,15 +96,19 @@ class DriverLauncher:
                 cwd=cwd,
                 env=driver_env(),
                 input_pipe=available_languages()[lang].driver == "node",
+                sandbox=self.sandbox,
+                max_mem_kib=max_mem_kib,
+                max_frame=self._max_frame,
             )
         except OSError as exc:
             raise KernelCreationFailed(f"{lang} kernel failed to start: {exc.strerror}") from exc
 
-    def _take(self) -> DriverProcess | None:
+    async def _take(self, max_mem_kib: int) -> DriverProcess | None:
         while self._pool:
             proc = self._pool.popleft()
-            if proc.alive:
+            if proc.alive and await _limit(proc, max_mem_kib):
                 return proc
+            await proc.close(grace=0.1)
         return None
 
     def _schedule_refill(self) -> None:
@@ -107,3 +138,27 @@ class DriverLauncher:
                 raise KernelCreationFailed(tail[-300:])
             proc.changed.clear()
             await proc.changed.wait()
+
+
+async def _limit(proc: DriverProcess, max_mem_kib: int) -> bool:
+    """Give a pooled driver its kernel's memory limit (False: it cannot be used)."""
+    if max_mem_kib <= 0:
+        return True
+    loop = asyncio.get_running_loop()
+    until = loop.time() + _FORK_WAIT
+    pid = proc.driver_pid()
+    while pid is None and proc.alive and loop.time() < until:
+        await asyncio.sleep(0.005)
+        pid = proc.driver_pid()
+    if pid is None or not proc.alive:
+        return False
+    prlimit = getattr(resource, "prlimit", None)  # Linux only: elsewhere, start a fresh one
+    if prlimit is None:
+        return False
+    limit = max_mem_kib * 1024
+    try:
+        prlimit(pid, resource.RLIMIT_DATA, (limit, limit))
+    except (OSError, ValueError):
+        log.warning("could not limit a pooled driver's memory", exc_info=True)
+        return False
+    return True

@@ -17,10 +17,12 @@ __all__ = [
     "SYNC_KIND",
     "FrameDecoder",
     "FrameError",
+    "FrameTooLarge",
     "encode_frame",
 ]
 
-#: Largest frame a peer may send: text comes in 64 KiB pieces, but one media item is one frame.
+#: Largest frame a peer may send by default (the gateway passes ``max_media_bytes`` instead):
+#: text comes in 64 KiB pieces, but one media item is one frame.
 MAX_FRAME: Final = 256 * 1024 * 1024
 #: Frames that become console items.
 OUTPUT_KINDS: Final = frozenset({"stdout", "stderr", "media", "html", "log"})
@@ -33,7 +35,23 @@ _HEADER: Final = struct.Struct(">I")
 
 
 class FrameError(Exception):
-    """The peer sent something that is not a valid frame."""
+    """The peer sent something that is not a valid frame.
+
+    ``frames`` are the valid frames decoded before the bad one, from the same ``feed``.
+    """
+
+    def __init__(self, message: str, frames: list[tuple[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.frames: list[tuple[str, Any]] = frames or []
+
+
+class FrameTooLarge(FrameError):
+    """A frame's length header is above the decoder's limit (refused before its body)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"frame of {size} bytes is too large (the limit is {limit})")
+        self.size = size
+        self.limit = limit
 
 
 def encode_frame(kind: str, data: Any = None) -> bytes:
@@ -43,27 +61,49 @@ def encode_frame(kind: str, data: Any = None) -> bytes:
 
 
 class FrameDecoder:
-    """Incremental decoder: feed bytes, get complete frames as ``(kind, data)`` pairs."""
+    """Incremental decoder: feed bytes, get complete frames as ``(kind, data)`` pairs.
 
-    def __init__(self) -> None:
+    A length above ``max_frame`` raises :class:`FrameTooLarge` as soon as the header arrives,
+    so the body is never buffered. After any :class:`FrameError` the decoder stays broken.
+    """
+
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        self.max_frame = max_frame
         self._buf = bytearray()
+        self._broken: FrameError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for a frame that is not complete yet."""
+        return len(self._buf)
 
     def feed(self, chunk: bytes) -> list[tuple[str, Any]]:
-        self._buf += chunk
+        if self._broken is not None:
+            raise FrameError(str(self._broken))
+        buf = self._buf
+        buf += chunk
         frames: list[tuple[str, Any]] = []
-        while len(self._buf) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(self._buf)
-            if size > MAX_FRAME:
-                raise FrameError(f"frame of {size} bytes is too large")
-            end = _HEADER.size + size
-            if len(self._buf) < end:
-                break
-            try:
-                obj = json.loads(bytes(self._buf[_HEADER.size : end]))
-            except ValueError as exc:
-                raise FrameError("frame is not JSON") from exc
-            del self._buf[:end]
-            if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
-                raise FrameError("frame has no kind")
-            frames.append((obj["t"], obj.get("d")))
+        pos = 0
+        try:
+            while len(buf) - pos >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(buf, pos)
+                if size > self.max_frame:
+                    raise FrameTooLarge(size, self.max_frame)
+                end = pos + _HEADER.size + size
+                if len(buf) < end:
+                    break
+                try:
+                    obj = json.loads(bytes(buf[pos + _HEADER.size : end]))
+                except ValueError as exc:
+                    raise FrameError("frame is not JSON") from exc
+                if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
+                    raise FrameError("frame has no kind")
+                frames.append((obj["t"], obj.get("d")))
+                pos = end
+        except FrameError as exc:
+            exc.frames = frames
+            self._broken = exc
+            buf.clear()
+            raise
+        del buf[:pos]
         return frames

@@ -1,4 +1,4 @@
-"""Per-keypair query rate limit over a fixed 15-minute window (spec §4)."""
+"""Per-keypair query rate limit over a fixed 15-minute window (spec §4); a log throttle."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["RATE_LIMIT_WINDOW", "RateLimiter", "RateState"]
+__all__ = ["RATE_LIMIT_WINDOW", "RateLimiter", "RateState", "Throttle"]
 
 #: Length of one rate-limit window in seconds.
 RATE_LIMIT_WINDOW = 15 * 60.0
@@ -73,3 +73,26 @@ class RateLimiter:
             remaining=max(0, self._limit - count),
             reset_ms=int(left * 1000),
         )
+
+
+class Throttle:
+    """At most one event per ``interval`` seconds passes; the rest are counted.
+
+    For log lines that a flood would repeat (accept errors, refused connections).
+    """
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._last: float | None = None
+        self._held = 0
+
+    def allow(self) -> int | None:
+        """``None`` if this event must be dropped, else how many were dropped since the last."""
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            self._held += 1
+            return None
+        self._last = now
+        held, self._held = self._held, 0
+        return held

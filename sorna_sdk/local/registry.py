@@ -40,7 +40,7 @@ class KernelRegistry:
 
     def __init__(self, settings: RuntimeSettings) -> None:
         self.settings = settings
-        self._launcher = DriverLauncher(settings.root, settings.pool_size)
+        self._launcher = DriverLauncher(settings)
         self._kernels: dict[str, LocalKernel] = {}
         self._keys: dict[str, _Key] = {}
         self._by_key: dict[_Key, str] = {}

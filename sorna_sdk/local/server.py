@@ -3,10 +3,26 @@
 This and ``pty_stream.py`` (the PTY WebSocket bridge) are the gateway's only aiohttp modules.
 Kernels come from a registry (see ``registry.py``); every failure leaves as
 ``application/problem+json``.
+
+Connections (:class:`ConnectionGuard`): aiohttp closes idle keep-alive connections
+(``keepalive_timeout``) but has no deadline for reading a request's head or body, nor a cap
+on connections. The guard wraps each protocol that aiohttp's ``web.Server`` factory makes
+(composition: every ``asyncio.Protocol`` callback is passed on unchanged) and learns from a
+middleware when a request's head has been parsed and dispatched. No private aiohttp
+attribute is touched:
+
+* head deadline: a new connection, or the first byte of a further request on a kept-alive
+  one, starts a ``header_timeout`` clock; the request reaching the application stops it.
+  On expiry the connection gets a 408 (if it had sent anything) and is closed;
+* body deadline: a request whose body is still incomplete when it reaches the application
+  must be complete ``body_timeout`` seconds later, else the connection is closed;
+* cap: connections beyond ``max_connections`` get a 503 and are closed at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import math
@@ -15,9 +31,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, cast
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, StreamReader, web
 
 from .._constants import API_VERSION, EMPTY_BODY_CONTENT_TYPE, MAX_CLOCK_SKEW_SECONDS, PROBLEM_BASE
 from ..auth import (
@@ -29,10 +45,19 @@ from ..auth import (
 )
 from .errors import GatewayProblem, KernelNotFound
 from .pty_stream import MAX_FRAME, bridge
-from .ratelimit import RateLimiter, RateState
+from .ratelimit import RateLimiter, RateState, Throttle
 from .terminal import CLOSE_SHUTDOWN, Subscription, Terminal, TerminalClosed
 
-__all__ = ["SERVER_NAME", "KernelHandle", "Kernels", "ServerLimits", "create_app"]
+__all__ = [
+    "ACCEPTED_HASHES",
+    "SERVER_NAME",
+    "ConnectionGuard",
+    "ConnectionLimits",
+    "KernelHandle",
+    "Kernels",
+    "ServerLimits",
+    "create_app",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +71,8 @@ _PARAMS_TITLE = "Missing or invalid API parameters."
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ABSOLUTE_FILENAME = re.compile(r'filename="?[/\\]')
 _FORM_ESCAPE = re.compile(r"%(0[0-9A-Fa-f]|1[0-9A-Fa-f]|22)")
+#: The signing hashes the server accepts (``signMethod=HMAC-SHA256`` etc.); others get a 400.
+ACCEPTED_HASHES: Final = frozenset({"sha256", "sha384", "sha512"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +98,7 @@ class KernelHandle(Protocol):
         self, mode: str, code: str, options: dict[str, Any] | None
     ) -> dict[str, Any]: ...
     async def restart(self) -> None: ...
+    async def interrupt(self) -> None: ...
     def info(self) -> dict[str, Any]: ...
     async def upload(self, files: list[tuple[str, bytes]]) -> None: ...
     def touch(self) -> None: ...
@@ -171,11 +199,13 @@ class _Gateway:
     async def middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         rate: RateState | None = None
         try:
-            date = _checked_date(request)
             caller: _Caller | None = None
             if _is_hello(request.path):
+                # Public and anonymous: no Date needed (health checks, curl); rate figures for
+                # a known access key only.
                 rate = self._peek_rate(request)
             else:
+                date = _checked_date(request)
                 caller = await self._authenticate(request, date)
                 rate = caller.rate
                 if not rate.allowed:
@@ -196,6 +226,16 @@ class _Gateway:
             response = _problem_response(exc.status, exc.problem, exc.title)
         except web.HTTPException as exc:
             response = _http_exception_response(exc)
+        except ConnectionError:
+            if _client_gone(request):
+                # E.g. closed for a missed body deadline: nobody will read this answer, and
+                # aiohttp drops an answer it cannot write without a word.
+                response = _problem_response(
+                    400, "generic-bad-request", "Bad request. (The connection was lost.)"
+                )
+            else:
+                log.exception("unexpected error serving %s %s", request.method, request.path)
+                response = _problem_response(500, "internal-server-error", "Internal server error.")
         except Exception:
             # Last resort: every known bad input is answered above with a 4xx.
             log.exception("unexpected error serving %s %s", request.method, request.path)
@@ -296,6 +336,13 @@ class _Gateway:
         await self._kernel(request).restart()
         return _NoContent()
 
+    async def interrupt(self, request: web.Request) -> web.StreamResponse:
+        # Awaited only if awaitable: a kernel whose interrupt() is still synchronous works too.
+        result: Any = self._kernel(request).interrupt()
+        if inspect.isawaitable(result):
+            await result
+        return _NoContent()
+
     async def destroy(self, request: web.Request) -> web.StreamResponse:
         await self.kernels.destroy(_current().owner, request.match_info["kernel_id"])
         return _NoContent()
@@ -335,7 +382,11 @@ class _Gateway:
         self.pty_streams.add(sub)
         try:
             await ws.prepare(request)
-            await bridge(ws, kernel, terminal, sub)
+            watchdog = asyncio.get_running_loop().create_task(_abort_when_ended(request, sub))
+            try:
+                await bridge(ws, kernel, terminal, sub)
+            finally:
+                watchdog.cancel()
         finally:
             self.pty_streams.discard(sub)
             sub.close()
@@ -351,6 +402,30 @@ class _Gateway:
 
     def _kernel(self, request: web.Request) -> KernelHandle:
         return self.kernels.get(_current().owner, request.match_info["kernel_id"])
+
+
+#: How often a PTY stream checks whether its subscription has ended, and how long the bridge
+#: then gets to close the WebSocket itself before the connection is aborted.
+_PTY_POLL: Final = 0.25
+_PTY_END_GRACE: Final = 3.0
+
+
+async def _abort_when_ended(request: web.Request, sub: Subscription) -> None:
+    """Abort the connection of a subscription the terminal ended, if it is still open later.
+
+    The bridge closes the WebSocket with the subscription's code (1013 for a subscriber
+    dropped for not reading, 4404, 1001). A peer that does not read never gets that close
+    frame: it waits behind unread output while the bridge's send waits for room. Without
+    this, such a connection stayed open as long as the peer kept pinging.
+    """
+    while sub.close_code is None:  # noqa: ASYNC110 (Subscription has no "ended" event to wait on)
+        await asyncio.sleep(_PTY_POLL)
+    await asyncio.sleep(_PTY_END_GRACE)
+    transport = request.transport
+    if transport is not None:
+        # Even when already closing: close() waits to flush the unread output, which never is.
+        log.debug("aborting a PTY stream still open %.0f s after it ended", _PTY_END_GRACE)
+        transport.abort()
 
 
 def _current() -> _Caller:
@@ -387,11 +462,14 @@ def _parse_authorization(raw: str) -> AuthorizationHeader:
     if scheme not in ("Sorna", "BackendAI"):
         raise _auth_problem("Invalid authorization type name")
     try:
-        return parse_authorization(raw)
+        header = parse_authorization(raw)
     except InvalidAuthorization as exc:
         if "signMethod" in str(exc):
             raise _auth_problem("Unsupported request signing method (hash type)") from None
         raise _auth_problem("Missing or malformed authorization parameters") from None
+    if header.hash_name not in ACCEPTED_HASHES:  # MD5, SHA-1 and friends: not for signing
+        raise _auth_problem("Unsupported request signing method (hash type)")
+    return header
 
 
 def _version_header(request: web.Request) -> tuple[str, str]:
@@ -423,6 +501,11 @@ def _check_route(request: web.Request) -> None:
         )
     if failure is not None:
         raise Problem(404, "generic-not-found", "Unknown URL path.")
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _is_multipart(content_type: str) -> bool:
@@ -508,6 +591,10 @@ async def _read_uploads(request: web.Request, limits: ServerLimits) -> list[tupl
             files.append((_upload_name(part), await _read_part(part, limits.max_upload_bytes)))
     except (Problem, GatewayProblem):
         raise
+    except ConnectionError:
+        if _client_gone(request):
+            raise
+        raise _params_problem("malformed multipart body") from None
     except Exception:
         # aiohttp's multipart parser raises assorted errors on broken bodies.
         raise _params_problem("malformed multipart body") from None
@@ -535,6 +622,250 @@ async def _read_part(part: BodyPartReader, cap: int) -> bytes:
     return bytes(data)
 
 
+# -- connections ----------------------------------------------------------------------
+
+#: Seconds a closed connection may take to flush its last bytes before it is aborted.
+_ABORT_GRACE: Final = 2.0
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Deadlines (seconds) and the connection cap of the HTTP server; see the module doc."""
+
+    #: An idle kept-alive connection is closed after this long (passed to aiohttp).
+    keepalive_timeout: float = 75.0
+    #: A request's head (request line and headers) must arrive within this long.
+    header_timeout: float = 20.0
+    #: A request's body must be complete this long after its head was dispatched.
+    body_timeout: float = 60.0
+    #: Connections beyond this many are answered 503 and closed.
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("keepalive_timeout", "header_timeout", "body_timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+
+
+def _raw_problem(status: int, reason: str, problem: str, title: str) -> bytes:
+    """A complete ``Connection: close`` problem response, for when aiohttp has none to send."""
+    body = json.dumps({"type": PROBLEM_BASE + problem, "title": title}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Content-Type: application/problem+json; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Server: {SERVER_NAME}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+_HEAD_TIMEOUT_RESPONSE: Final = _raw_problem(
+    408,
+    "Request Timeout",
+    "generic-bad-request",
+    "Bad request. (Request head not received in time.)",
+)
+_OVERLOADED_RESPONSE: Final = _raw_problem(
+    503, "Service Unavailable", "service-unavailable", "Too many connections; try again later."
+)
+
+
+class ConnectionGuard:
+    """Connection cap and head/body read deadlines around aiohttp's protocol factory.
+
+    >>> guard = ConnectionGuard(ConnectionLimits())  # doctest: +SKIP
+    >>> app = create_app(kernels, keys, guard=guard)
+    >>> runner = web.AppRunner(app, keepalive_timeout=guard.limits.keepalive_timeout)
+    >>> await runner.setup()
+    >>> await loop.create_server(guard.protocol_factory(runner.server), host, port)
+    """
+
+    def __init__(self, limits: ConnectionLimits | None = None) -> None:
+        self.limits = limits or ConnectionLimits()
+        self._live: dict[asyncio.BaseTransport, _Connection] = {}
+        #: Connections refused for being over the cap, and dropped for a missed deadline.
+        self.refused = 0
+        self.timed_out = 0
+        self._refusal_log = Throttle(10.0)
+
+    @property
+    def connections(self) -> int:
+        """Open connections (admitted, not yet lost)."""
+        return len(self._live)
+
+    def protocol_factory(self, make: Callable[[], asyncio.BaseProtocol]) -> Callable[[], Any]:
+        """A factory for ``loop.create_server``: ``make`` (a ``web.Server``) wrapped."""
+        return lambda: _Connection(self, make)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        transport = request.transport
+        conn = self._live.get(transport) if transport is not None else None
+        if conn is None:
+            return await handler(request)
+        conn.request_started(request.content)
+        try:
+            return await handler(request)
+        finally:
+            conn.request_finished()
+
+    def _admit(self, conn: _Connection, transport: asyncio.BaseTransport) -> bool:
+        if len(self._live) >= self.limits.max_connections:
+            self.refused += 1
+            held = self._refusal_log.allow()
+            if held is not None:
+                more = f" ({held} more since the last report)" if held else ""
+                log.warning(
+                    "refusing connections: %d are open (max_connections)%s",
+                    len(self._live),
+                    more,
+                )
+            return False
+        self._live[transport] = conn
+        return True
+
+    def _forget(self, transport: asyncio.BaseTransport | None) -> None:
+        if transport is not None:
+            self._live.pop(transport, None)
+
+
+class _Connection(asyncio.Protocol):
+    """One connection: aiohttp's protocol inside, the deadlines and the cap around it."""
+
+    def __init__(self, guard: ConnectionGuard, make: Callable[[], asyncio.BaseProtocol]) -> None:
+        self._guard = guard
+        self._make = make
+        self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
+        self._in_request = False
+        self._content: StreamReader | None = None  # the body of the latest dispatched request
+        self._head_started = False  # bytes of a head not yet dispatched have arrived
+        self._head_pending = False  # such bytes arrived while a request was being handled
+        self._closing = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        if not self._guard._admit(self, transport):
+            self._drop(_OVERLOADED_RESPONSE, "over max_connections")
+            return
+        inner = self._make()
+        assert isinstance(inner, asyncio.Protocol)
+        self._inner = inner
+        inner.connection_made(transport)
+        self._arm_head()  # the first request's head is due too, not only later ones
+
+    def data_received(self, data: bytes) -> None:
+        inner = self._inner
+        if inner is None:
+            return
+        content = self._content
+        # Bytes after the latest body (or before any request) belong to the next head. A chunk
+        # that ends one body and starts the next head is seen at the following chunk.
+        next_head = content is None or content.is_eof()
+        inner.data_received(data)
+        if not next_head or not data or self._closing:
+            return
+        if self._in_request:
+            self._head_pending = True
+        else:
+            self._head_started = True
+            if self._head_timer is None:
+                self._arm_head()
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
+        self._guard._forget(self._transport)
+        inner, self._inner = self._inner, None
+        self._content = None
+        if inner is not None:
+            inner.connection_lost(exc)
+
+    # -- request lifecycle (from the middleware) ----------------------------------------
+
+    def request_started(self, content: StreamReader) -> None:
+        self._cancel_timers()
+        self._in_request = True
+        self._head_started = self._head_pending = False
+        self._content = content
+        if not content.is_eof():
+            loop = asyncio.get_running_loop()
+            timeout = self._guard.limits.body_timeout
+            self._body_timer = loop.call_later(timeout, self._body_expired, content)
+
+    def request_finished(self) -> None:
+        self._in_request = False
+        if self._head_pending and not self._closing:
+            self._head_pending = False
+            self._head_started = True
+            self._arm_head()
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    def _arm_head(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._head_timer = loop.call_later(self._guard.limits.header_timeout, self._head_expired)
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        if self._in_request or self._closing:
+            return
+        self._guard.timed_out += 1
+        started = self._head_started
+        self._drop(_HEAD_TIMEOUT_RESPONSE if started else None, "request head not received in time")
+
+    def _body_expired(self, content: StreamReader) -> None:
+        self._body_timer = None
+        if content is self._content and not content.is_eof():
+            self._guard.timed_out += 1
+            self._drop(None, "request body not received in time")
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+
+    def _drop(self, response: bytes | None, why: str) -> None:
+        transport = self._transport
+        if self._closing or transport is None or transport.is_closing():
+            return
+        self._closing = True
+        self._cancel_timers()
+        log.debug("closing a connection from %s: %s", transport.get_extra_info("peername"), why)
+        # Only when nothing of an earlier response still waits to be sent: else the bytes
+        # would land in the middle of it.
+        if response is not None and transport.get_write_buffer_size() == 0:
+            transport.write(response)
+        transport.close()
+        loop = asyncio.get_running_loop()
+        self._abort_timer = loop.call_later(_ABORT_GRACE, transport.abort)  # a client not reading
+
+
 # -- application ----------------------------------------------------------------------
 
 
@@ -546,12 +877,21 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 
 def create_app(
-    kernels: Kernels, keys: Mapping[str, str], limits: ServerLimits | None = None
+    kernels: Kernels,
+    keys: Mapping[str, str],
+    limits: ServerLimits | None = None,
+    *,
+    guard: ConnectionGuard | None = None,
 ) -> web.Application:
-    """The aiohttp application serving spec §5 for ``keys`` (access key -> secret key)."""
+    """The aiohttp application serving spec §5 for ``keys`` (access key -> secret key).
+
+    With ``guard``, serve it through ``guard.protocol_factory(runner.server)`` for the
+    connection deadlines and cap to apply.
+    """
     gateway = _Gateway(kernels, keys, limits or ServerLimits())
+    middlewares = [gateway.middleware] if guard is None else [guard.middleware, gateway.middleware]
     app = web.Application(
-        middlewares=[gateway.middleware],
+        middlewares=middlewares,
         client_max_size=gateway.limits.max_request_bytes,
     )
     app.on_response_prepare.append(_on_prepare)
@@ -568,6 +908,7 @@ def create_app(
         router.add_delete(kernel, gateway.destroy)
         router.add_post(kernel, gateway.execute)
         router.add_post(f"{kernel}/upload", gateway.upload)
+        router.add_post(f"{kernel}/interrupt", gateway.interrupt)
         router.add_get(f"{prefix}/stream/kernel/{{kernel_id}}/pty", gateway.pty, allow_head=False)
         router.add_route("*", f"{prefix}/folder", gateway.not_implemented)
         router.add_route("*", f"{prefix}/folder/{{name}}", gateway.not_implemented)

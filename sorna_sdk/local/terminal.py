@@ -17,8 +17,11 @@ Behaviour worth knowing:
   that subscriber is gone, e.g. dropped for not reading. When the last subscriber leaves,
   pending input is discarded and every waiting write fails: nobody's keystrokes are kept for
   whoever connects next.
-* :meth:`Terminal.restart` and :meth:`Terminal.close` end the shell's whole session (SIGHUP,
-  then SIGKILL, also to jobs that ignore SIGHUP); ``close`` ends subscribers with 4404.
+* :meth:`Terminal.restart` and :meth:`Terminal.close` end the shell's whole process tree:
+  SIGHUP to its session first, then SIGKILL to everything it started, also to jobs that ignore
+  SIGHUP or left the session (``setsid``, ``nohup``, ``disown``, double forks). The shell runs
+  below the kernel's supervisor or inside its bubblewrap sandbox (``sandbox.py``), with the
+  kernel's memory and process limits; its exit ends its tree as well.
 * Readline's bracketed paste is turned off (a private ``INPUTRC`` that includes the usual
   ones), so echoed input carries no ``ESC [?2004h`` noise.
 
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sorna_sdk.local.languages import driver_env
+from sorna_sdk.local.sandbox import KILL_GRACE, Containment, Sandbox
 
 if sys.platform != "win32":  # importable everywhere; usable on POSIX only
     import fcntl
@@ -71,12 +75,6 @@ _READ_SIZE: Final = 65536
 _MAX_CHUNK: Final = 256 * 1024
 _RESPAWN_INTERVAL: Final = 1.0
 _HANGUP_GRACE: Final = 0.5
-# Become the session leader's controlling tty, then exec: no fork without exec in the gateway.
-_SHIM: Final = (
-    "import fcntl, os, sys, termios\n"
-    "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
-    "os.execvp(sys.argv[1], sys.argv[1:])\n"
-)
 # bash 5.1+ wraps echoed input in bracketed-paste escapes, which garbles what clients match on.
 _INPUTRC: Final = "$include /etc/inputrc\n$include ~/.inputrc\nset enable-bracketed-paste off\n"
 
@@ -143,11 +141,16 @@ class _Shell:
 
     proc: asyncio.subprocess.Process
     master: int
+    tree: Containment
     reading: bool = False
 
 
 class Terminal:
-    """``bash -i`` in ``workdir`` under a pty, with fan-out, backpressure, resize and restart."""
+    """``bash -i`` in ``workdir`` under a pty, with fan-out, backpressure, resize and restart.
+
+    ``sandbox`` and ``max_mem_kib`` contain and limit the shell like the kernel's driver
+    (default: no sandbox, no memory limit; a supervisor still ends the whole tree).
+    """
 
     def __init__(
         self,
@@ -159,6 +162,8 @@ class Terminal:
         max_buffer: int = 8 * 1024 * 1024,
         stall_timeout: float | None = 60.0,
         input_high: int = 256 * 1024,
+        sandbox: Sandbox | None = None,
+        max_mem_kib: int = 0,
     ) -> None:
         if not 0 < low_water <= high_water <= max_buffer:
             raise ValueError("need 0 < low_water <= high_water <= max_buffer")
@@ -168,6 +173,8 @@ class Terminal:
         self.max_buffer = max_buffer
         self.stall_timeout = stall_timeout
         self.input_high = input_high
+        self.sandbox = sandbox or Sandbox()
+        self.max_mem_kib = max_mem_kib
         self._extra_env = dict(env or {})
         self._subs: dict[Subscription, None] = {}  # ordered set
         self._shell: _Shell | None = None
@@ -192,7 +199,11 @@ class Terminal:
     @property
     def pid(self) -> int | None:
         """The current shell's pid (also its session and process group id), if running."""
-        return self._shell.proc.pid if self._shell is not None else None
+        return self._shell.tree.kernel_pid() if self._shell is not None else None
+
+    def host_pid(self, pid: int) -> int | None:
+        """This gateway's pid for the shell's process ``pid`` (as the shell sees it, ``$!``)."""
+        return self._shell.tree.host_pid(pid) if self._shell is not None else None
 
     @property
     def reading(self) -> bool:
@@ -304,30 +315,46 @@ class Terminal:
         if not AVAILABLE:
             raise OSError(errno.ENOSYS, "terminals need a POSIX system")
         master, slave = os.openpty()
+        life_r = life_w = -1
         try:
             _set_size(master, *self._size)
             os.set_blocking(master, False)
+            env = self._env()
+            assert self._tmpdir is not None
+            if self.sandbox.supervised:
+                life_r, life_w = os.pipe()
+            argv = self.sandbox.command(
+                ["bash", "-i"],
+                workdir=self.workdir,
+                max_mem_kib=self.max_mem_kib,
+                lifeline=life_r if life_r >= 0 else None,
+                setsid=True,
+                ctty=True,
+                pid_env=None,
+                visible=[Path(self._tmpdir)],
+            )
             proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-S",
-                "-c",
-                _SHIM,
-                "bash",
-                "-i",
+                *argv,
                 stdin=slave,
                 stdout=slave,
                 stderr=slave,
                 cwd=self.workdir,
-                env=self._env(),
+                env=env,
                 start_new_session=True,
+                pass_fds=(life_r,) if life_r >= 0 else (),
             )
         except BaseException:
             os.close(master)
+            if life_w >= 0:
+                os.close(life_w)
             raise
         finally:
             os.close(slave)  # else EIO never comes when the shell's side closes
+            if life_r >= 0:
+                os.close(life_r)
+        tree = Containment(self.sandbox, proc.pid, life_w if life_w >= 0 else None)
         self._last_spawn = time.monotonic()
-        self._shell = shell = _Shell(proc, master)
+        self._shell = shell = _Shell(proc, master, tree)
         self._spawn_task(self._watch(shell))
         self._update_reading()
 
@@ -360,13 +387,23 @@ class Terminal:
             return
         self._stop_io(shell)
         self._clear_input()
-        sid = shell.proc.pid
-        # SIGHUP first: bash passes it on to its jobs, which live in process groups of their own.
-        _signal_session(sid, signal.SIGHUP)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(shell.proc.wait()), _HANGUP_GRACE)
-        _signal_session(sid, signal.SIGKILL)
-        await shell.proc.wait()
+        sid = shell.tree.kernel_pid()
+        if sid is not None and shell.proc.returncode is None:
+            # SIGHUP first: bash passes it on to its jobs, which live in process groups of
+            # their own; when bash exits, its supervisor (or sandbox) ends what is left.
+            _signal_session(sid, signal.SIGHUP)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(shell.proc.wait()), _HANGUP_GRACE)
+        if sid is not None and self.sandbox.mode == "none" and not self.sandbox.supervised:
+            _signal_session(sid, signal.SIGKILL)  # no supervisor: the session is what we know
+        if shell.proc.returncode is None:
+            shell.tree.kill()
+            try:
+                await asyncio.wait_for(asyncio.shield(shell.proc.wait()), KILL_GRACE)
+            except asyncio.TimeoutError:
+                shell.tree.force()
+                await shell.proc.wait()
+        shell.tree.release()
         os.close(shell.master)
 
     async def _watch(self, shell: _Shell) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -85,3 +86,25 @@ async def deadline(seconds: float) -> AsyncIterator[None]:
         raise
     finally:
         handle.cancel()
+
+
+def kernel_processes(kernel_id: str) -> list[int]:
+    """Host pids of the living processes that run in a kernel's folder.
+
+    Kernel code cannot tell its host pid under the sandbox (a PID namespace), so tests find a
+    kernel's processes from outside by their working directory, ``<root>/<kernel_id>``.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        parts = cwd.split("/")
+        if kernel_id in parts and state != "Z":
+            found.append(int(entry))
+    return found

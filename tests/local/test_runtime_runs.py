@@ -182,3 +182,17 @@ async def test_restart_racing_destroy_answers_404_and_leaks_nothing(
     await asyncio.sleep(0.3)
     assert [pid for pid in pids if _alive(pid)] == []
     assert registry.count("o") == 0
+
+
+async def test_a_cancelled_execute_loses_no_output(registry: KernelRegistry) -> None:
+    """aiohttp cancels the handler of a client that went away: the next call gets it all."""
+    kernel, _ = await registry.get_or_create("o", "token-1234", "python3")
+    code = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.3)"
+    task = asyncio.create_task(kernel.execute("query", code, None))
+    await asyncio.sleep(0.45)  # output 0 and 1 are taken, the flush window is still open
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    rest = await until_done(kernel)
+    assert text(rest) == "0\n1\n2\n"
+    assert rest[-1]["status"] == "finished"

@@ -93,7 +93,7 @@ def test_authorize_with_the_sdk_signer(gateway: RunningGateway) -> None:
     assert 0 < int(response.headers["x-ratelimit-reset"]) <= 15 * 60 * 1000
 
 
-def test_hello_is_public_but_needs_a_date(gateway: RunningGateway, client: httpx.Client) -> None:
+def test_hello_is_public(gateway: RunningGateway, client: httpx.Client) -> None:
     date = datetime.now(timezone.utc).isoformat()
     ok = send(client, "GET", "/v2", b"", {"Date": date})
     assert ok.status_code == 200
@@ -107,7 +107,8 @@ def test_hello_is_public_but_needs_a_date(gateway: RunningGateway, client: httpx
     # A known access key gets its rate figures; an anonymous hello gets none.
     assert int(hello.headers["x-ratelimit-limit"]) > 0
     assert "x-ratelimit-limit" not in ok.headers
-    assert_like_reference(send(client, "GET", "/v2", b"", {}), "02-hello-get-v2-no-headers")
+    # The 2017 server wanted a Date even here (02-hello-get-v2-no-headers: 400); ours answers
+    # health checks without one: test_server_hardening.py.
 
 
 def test_hello_does_not_count_against_the_rate_limit(
@@ -372,8 +373,9 @@ def test_absent_content_type_is_signed_as_octet_stream(
     assert response.json() == {"authorized": "yes", "echo": None}
 
 
-@pytest.mark.parametrize("hash_name", ["sha1", "sha512", "sha3_256"])
+@pytest.mark.parametrize("hash_name", ["sha384", "sha512"])
 def test_other_hashes(gateway: RunningGateway, client: httpx.Client, hash_name: str) -> None:
+    # Weaker or exotic hashes are refused: test_server_hardening.py.
     headers = signed(gateway, "GET", "/v2/authorize", ECHO, hash_name=hash_name)
     assert send(client, "GET", "/v2/authorize", ECHO, headers).status_code == 200
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import json
 import os
@@ -77,8 +78,15 @@ async def test_local_gateway_in_process() -> None:
                 f"/v2/kernel/{kernel_id}",
                 json={"mode": "query", "code": "import os; print(os.getpid())"},
             )
-            pid = int(ran.json()["result"]["console"][0][1])
+            seen = int(ran.json()["result"]["console"][0][1])
+            kernel = gateway.registry.get(gateway.access_key, kernel_id)
+            pid = kernel._proc.host_pid(seen)  # under the sandbox, kernel code sees its own pids
+            assert pid is not None
         assert process_alive(pid)
+    for _ in range(100):  # the PID namespace ends with bubblewrap, a moment later
+        if not process_alive(pid):
+            break
+        await asyncio.sleep(0.05)
     assert not process_alive(pid)
     assert not root.exists()
     async with httpx.AsyncClient() as http:

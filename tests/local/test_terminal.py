@@ -218,9 +218,10 @@ async def test_destroying_the_kernel_closes_the_stream_with_4404(
 ) -> None:
     pty = await kernel.stream_pty()
     await pty.send('(trap "" HUP; exec sleep 1000) & echo "@@$!@@"\n')  # deaf to SIGHUP
-    job = int(await read_match(pty, rb"@@(\d+)@@"))
-    shell = terminal_of(gateway, kernel).pid
-    assert shell is not None and process_alive(job)
+    terminal = terminal_of(gateway, kernel)
+    job = terminal.host_pid(int(await read_match(pty, rb"@@(\d+)@@")))  # the sandbox's pid
+    shell = terminal.pid
+    assert shell is not None and job is not None and process_alive(job)
     await kernel.destroy()
     with pytest.raises(PtyError) as info:
         async with deadline(10):

@@ -40,8 +40,18 @@ function send(t, d) {
   writeAll(Buffer.concat([head, body]));
 }
 
+// Text goes out in frames of at most 64 Ki characters, as the python driver's do: the gateway
+// refuses frames above its media cap, and one console.log of a huge string must not be one.
+const CHUNK = 64 * 1024;
+
 function out(kind) {
-  return { write(s) { const text = String(s); if (text) send(kind, text); return true; } };
+  return {
+    write(s) {
+      const text = String(s);
+      for (let at = 0; at < text.length; at += CHUNK) send(kind, text.slice(at, at + CHUNK));
+      return true;
+    },
+  };
 }
 
 function readExactly(n) {

@@ -446,14 +446,8 @@ def _configure(opts: dict[str, Any]) -> Kernel:
     cwd = str(opts.get("cwd") or os.getcwd())
     os.chdir(cwd)
     sys.path[0] = cwd
-    kernel = _KERNELS[str(opts.get("lang") or "python3")]()
-    max_mem = int(opts.get("max_mem_kib") or 0)
-    if max_mem > 0:
-        import resource
-
-        limit = max_mem * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return kernel
+    # Memory, process and core limits were set by the supervisor before this process ran.
+    return _KERNELS[str(opts.get("lang") or "python3")]()
 
 
 def _completion_prefix(code: str, opts: dict[str, Any]) -> str:
