@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from sorna_sdk.local.registry import LocalKernel
 
@@ -108,3 +109,20 @@ def kernel_processes(kernel_id: str) -> list[int]:
         if kernel_id in parts and state != "Z":
             found.append(int(entry))
     return found
+
+
+def track_bridge_end(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """An event set when the gateway's PTY bridge of a connection returns."""
+    from sorna_sdk.local import pty_stream
+
+    ended = asyncio.Event()
+    original = pty_stream.bridge
+
+    async def tracked(*args: Any) -> None:
+        try:
+            await original(*args)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr("sorna_sdk.local.server.bridge", tracked)
+    return ended

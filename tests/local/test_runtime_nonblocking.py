@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,20 +20,12 @@ from sorna_sdk.local.gateway import LocalGateway
 from sorna_sdk.local.languages import available_languages
 from sorna_sdk.local.process import BUFFER_CAP, DriverProcess
 from sorna_sdk.local.protocol import FrameDecoder, FrameTooLarge, encode_frame
-from sorna_sdk.local.registry import KernelRegistry, RuntimeSettings
+from sorna_sdk.local.registry import KernelRegistry
 
 from .helpers import deadline, run, text
 
 MIB = 1024 * 1024
 STALL = 1.5  # the write deadline these tests use (the default is 10 s)
-
-
-@pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[KernelRegistry]:
-    reg = KernelRegistry(RuntimeSettings(root=tmp_path / "kernels", flush_window=0.5, pool_size=0))
-    await reg.start()
-    yield reg
-    await reg.close()
 
 
 class Ticker:

@@ -24,14 +24,14 @@ from sorna_sdk import AsyncKernel, AsyncSession
 from sorna_sdk._constants import API_VERSION
 from sorna_sdk._ws import _handshake
 from sorna_sdk.auth import HMACAuth, sign
-from sorna_sdk.local import LocalGateway, RunningGateway, pty_stream
+from sorna_sdk.local import LocalGateway, RunningGateway
 from sorna_sdk.local.errors import KernelBusy, KernelNotFound
 from sorna_sdk.local.gateway import NO_SANDBOX_WARNING
 from sorna_sdk.local.keys import KeyfileError, load_or_create_keypair, read_secret_key_file
 from sorna_sdk.local.server import create_app
 from sorna_sdk.local.terminal import Terminal
 
-from .helpers import PROBS, assert_well_formed, deadline
+from .helpers import PROBS, assert_well_formed, deadline, track_bridge_end
 
 
 @pytest.fixture(scope="module")
@@ -391,16 +391,7 @@ async def test_a_non_loopback_host_gets_a_plain_http_warning(
 async def test_a_dropped_pty_subscriber_that_does_not_read_is_disconnected(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ended = asyncio.Event()
-    original = pty_stream.bridge
-
-    async def tracked(*args: Any) -> None:
-        try:
-            await original(*args)
-        finally:
-            ended.set()
-
-    monkeypatch.setattr("sorna_sdk.local.server.bridge", tracked)
+    ended = track_bridge_end(monkeypatch)
     async with (
         LocalGateway(pool_size=0, sandbox="none") as gw,
         AsyncSession(gw.config()) as session,

@@ -10,7 +10,6 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,12 +19,12 @@ from websockets.exceptions import ConnectionClosed
 from sorna_sdk import AsyncKernel, AsyncSession, Kernel, Session
 from sorna_sdk._ws import _handshake as _signed_handshake
 from sorna_sdk.exceptions import AuthenticationError, KernelNotFoundError, PtyError
-from sorna_sdk.local import LocalGateway, pty_stream
+from sorna_sdk.local import LocalGateway
 from sorna_sdk.local.terminal import CLOSE_DROPPED, Subscription, Terminal, TerminalClosed
 from sorna_sdk.pty import StreamPty, SyncStreamPty
 from sorna_sdk.session import _SessionBase
 
-from .helpers import deadline
+from .helpers import deadline, track_bridge_end
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -401,16 +400,7 @@ async def test_a_dropped_writer_s_stream_ends_and_its_input_is_not_replayed(
     kernel: AsyncKernel,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ended = asyncio.Event()
-    original = pty_stream.bridge
-
-    async def tracked(*args: Any) -> None:
-        try:
-            await original(*args)
-        finally:
-            ended.set()
-
-    monkeypatch.setattr("sorna_sdk.local.server.bridge", tracked)
+    ended = track_bridge_end(monkeypatch)
     local = gateway.registry.get(gateway.access_key, kernel.kernel_id)
     terminal = local._terminal = Terminal(
         local.workdir,
