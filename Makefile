@@ -23,11 +23,11 @@ $(STAMP_LOCAL): pyproject.toml | $(BIN)/python
 test: lint typecheck pytest
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check sorna_sdk tests bench
-	$(BIN)/ruff format --check sorna_sdk tests bench
+	$(BIN)/ruff check sorna_sdk tests bench tools
+	$(BIN)/ruff format --check sorna_sdk tests bench tools
 
 typecheck: $(STAMP_DEV)
-	$(BIN)/mypy --strict sorna_sdk
+	$(BIN)/mypy --strict sorna_sdk tools
 	$(BIN)/mypy --strict tests/typing
 
 pytest: $(STAMP_DEV)
@@ -39,7 +39,7 @@ docs: $(STAMP_DEV)
 
 ## make demo: start the embedded gateway, run the original README's examples, stop it
 demo: $(STAMP_LOCAL)
-	$(BIN)/python -m sorna_sdk.local.demo
+	$(BIN)/python tools/demo.py
 
 ## make bench: benchmarks with their baselines, printed as ratios
 bench: $(STAMP_LOCAL)

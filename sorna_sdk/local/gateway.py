@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiohttp import web
 
-from . import sandbox as _sandbox
-from .files import remove_tree
+from .http.ratelimit import Throttle
+from .http.server import ConnectionGuard, ConnectionLimits, ServerLimits, create_app
 from .keys import Keypair, default_keypair_path, generate_keypair, load_or_create_keypair
-from .ratelimit import Throttle
-from .registry import KernelRegistry, RuntimeSettings
-from .server import ConnectionGuard, ConnectionLimits, ServerLimits, create_app
+from .runtime import sandbox as _sandbox
+from .runtime.files import remove_tree
+from .runtime.registry import KernelRegistry, RuntimeSettings
 
 if TYPE_CHECKING:
     from ..config import APIConfig

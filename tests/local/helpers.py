@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sorna_sdk.local.registry import LocalKernel
+from sorna_sdk.local.runtime.registry import LocalKernel
 
 from ..conftest import data_path
 
@@ -124,5 +124,5 @@ def track_bridge_end(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
         finally:
             ended.set()
 
-    monkeypatch.setattr("sorna_sdk.local.server.bridge", tracked)
+    monkeypatch.setattr("sorna_sdk.local.http.server.bridge", tracked)
     return ended

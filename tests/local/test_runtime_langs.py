@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from sorna_sdk.local.registry import KernelRegistry, LocalKernel
+from sorna_sdk.local.runtime.registry import KernelRegistry, LocalKernel
 
 from .helpers import run, text
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from sorna_sdk.local.errors import InvalidParameters, KernelNotFound, ServiceUnavailable
-from sorna_sdk.local.languages import available_languages
-from sorna_sdk.local.limits import KernelLimits, resolve_limits
-from sorna_sdk.local.pool import DriverLauncher
-from sorna_sdk.local.registry import KernelRegistry, RuntimeSettings
+from sorna_sdk.local.runtime.errors import InvalidParameters, KernelNotFound, ServiceUnavailable
+from sorna_sdk.local.runtime.languages import available_languages
+from sorna_sdk.local.runtime.limits import KernelLimits, resolve_limits
+from sorna_sdk.local.runtime.pool import DriverLauncher
+from sorna_sdk.local.runtime.registry import KernelRegistry, RuntimeSettings
 
 from .helpers import run, text
 

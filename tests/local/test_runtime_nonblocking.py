@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from sorna_sdk.local.gateway import LocalGateway
-from sorna_sdk.local.languages import available_languages
-from sorna_sdk.local.process import BUFFER_CAP, DriverProcess
-from sorna_sdk.local.protocol import FrameDecoder, FrameTooLarge, encode_frame
-from sorna_sdk.local.registry import KernelRegistry
+from sorna_sdk.local.runtime.languages import available_languages
+from sorna_sdk.local.runtime.process import BUFFER_CAP, DriverProcess
+from sorna_sdk.local.runtime.protocol import FrameDecoder, FrameTooLarge, encode_frame
+from sorna_sdk.local.runtime.registry import KernelRegistry
 
 from .helpers import deadline, run, text
 

@@ -7,8 +7,8 @@ import base64
 
 import pytest
 
-from sorna_sdk.local.errors import InvalidParameters, UnknownLanguage
-from sorna_sdk.local.registry import KernelRegistry, LocalKernel
+from sorna_sdk.local.runtime.errors import InvalidParameters, UnknownLanguage
+from sorna_sdk.local.runtime.registry import KernelRegistry, LocalKernel
 
 from .helpers import run, text
 

@@ -19,6 +19,7 @@ import pytest
 from sorna_sdk._constants import API_VERSION
 from sorna_sdk.auth import HMACAuth
 from sorna_sdk.local import GatewaySettings, LocalGateway
+from sorna_sdk.local.http.ratelimit import RateLimiter
 from sorna_sdk.local.keys import (
     ENV_LOCAL_ACCESS_KEY,
     ENV_LOCAL_SECRET_KEY,
@@ -29,7 +30,6 @@ from sorna_sdk.local.keys import (
     load_or_create_keypair,
     resolve_keypair,
 )
-from sorna_sdk.local.ratelimit import RateLimiter
 
 pytest_plugins = ["pytester"]
 

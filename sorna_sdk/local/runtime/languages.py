@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from sorna_sdk.local.errors import UnknownLanguage
+from sorna_sdk.local.runtime.errors import UnknownLanguage
 
 __all__ = [
     "Language",

@@ -35,18 +35,18 @@ from typing import Any, Final, Protocol, cast
 
 from aiohttp import BodyPartReader, StreamReader, web
 
-from .._constants import API_VERSION, EMPTY_BODY_CONTENT_TYPE, MAX_CLOCK_SKEW_SECONDS, PROBLEM_BASE
-from ..auth import (
+from ..._constants import API_VERSION, EMPTY_BODY_CONTENT_TYPE, MAX_CLOCK_SKEW_SECONDS, PROBLEM_BASE
+from ...auth import (
     AuthorizationHeader,
     InvalidAuthorization,
     parse_authorization,
     parse_date,
     verify,
 )
-from .errors import GatewayProblem, KernelNotFound
-from .pty_stream import MAX_FRAME, bridge
+from ..runtime.errors import GatewayProblem, KernelNotFound
+from ..runtime.terminal import CLOSE_SHUTDOWN, Subscription, Terminal, TerminalClosed
+from .pty_bridge import MAX_FRAME, bridge
 from .ratelimit import RateLimiter, RateState, Throttle
-from .terminal import CLOSE_SHUTDOWN, Subscription, Terminal, TerminalClosed
 
 __all__ = [
     "ACCEPTED_HASHES",

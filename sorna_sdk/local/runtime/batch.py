@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sorna_sdk.local.errors import InvalidParameters
+from sorna_sdk.local.runtime.errors import InvalidParameters
 
 __all__ = ["MAX_COMMAND_BYTES", "BatchPlan", "plan", "plan_batch"]
 

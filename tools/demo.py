@@ -1,8 +1,8 @@
 """``make demo``: start the gateway, run the README's examples against it, stop it.
 
-Run as ``python -m sorna_sdk.local.demo``. The gateway is the real command
-(``python -m sorna_sdk.local serve --port 0``) in a child process; each example
-runs in its own interpreter with only the three exported variables to go on.
+Run as ``python tools/demo.py`` (repository tooling, not part of the installed package).
+The gateway is the real command (``python -m sorna_sdk.local serve --port 0``) in a child
+process; each example runs in its own interpreter with only the three exported variables.
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ from collections import deque
 from pathlib import Path
 from typing import Final
 
-from sorna_sdk.local.errors import KernelCreationFailed
-from sorna_sdk.local.languages import available_languages, driver_argv, driver_env
-from sorna_sdk.local.limits import RuntimeSettings
-from sorna_sdk.local.process import DriverProcess
-from sorna_sdk.local.protocol import MAX_FRAME
-from sorna_sdk.local.sandbox import Sandbox
+from sorna_sdk.local.runtime.errors import KernelCreationFailed
+from sorna_sdk.local.runtime.languages import available_languages, driver_argv, driver_env
+from sorna_sdk.local.runtime.limits import RuntimeSettings
+from sorna_sdk.local.runtime.process import DriverProcess
+from sorna_sdk.local.runtime.protocol import MAX_FRAME
+from sorna_sdk.local.runtime.sandbox import Sandbox
 
 __all__ = ["DriverLauncher"]
 

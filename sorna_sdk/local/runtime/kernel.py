@@ -39,14 +39,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from sorna_sdk.local.batch import BatchPlan, plan
-from sorna_sdk.local.errors import (
+from sorna_sdk.local.runtime.batch import BatchPlan, plan
+from sorna_sdk.local.runtime.errors import (
     InvalidParameters,
     KernelBusy,
     KernelCreationFailed,
     KernelNotFound,
 )
-from sorna_sdk.local.files import (
+from sorna_sdk.local.runtime.files import (
     EMPTY_SNAPSHOT,
     OutputSnapshot,
     new_files,
@@ -54,10 +54,10 @@ from sorna_sdk.local.files import (
     snapshot,
     store_uploads,
 )
-from sorna_sdk.local.limits import KernelLimits, RuntimeSettings
-from sorna_sdk.local.pool import DriverLauncher
-from sorna_sdk.local.process import DriverProcess, Item
-from sorna_sdk.local.terminal import Terminal
+from sorna_sdk.local.runtime.limits import KernelLimits, RuntimeSettings
+from sorna_sdk.local.runtime.pool import DriverLauncher
+from sorna_sdk.local.runtime.process import DriverProcess, Item
+from sorna_sdk.local.runtime.terminal import Terminal
 
 __all__ = ["MODES", "LocalKernel"]
 

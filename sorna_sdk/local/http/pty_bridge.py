@@ -20,7 +20,7 @@ from typing import Final, Protocol
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from sorna_sdk.local.terminal import Subscription, Terminal, TerminalClosed
+from sorna_sdk.local.runtime.terminal import Subscription, Terminal, TerminalClosed
 from sorna_sdk.models.pty import (
     OutFrame,
     PingFrame,

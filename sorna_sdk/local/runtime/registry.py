@@ -9,12 +9,12 @@ import secrets
 from collections import OrderedDict
 from typing import Final
 
-from sorna_sdk.local.errors import KernelNotFound, QuotaExceeded, ServiceUnavailable
-from sorna_sdk.local.files import OUTPUT_DIR, remove_tree
-from sorna_sdk.local.kernel import LocalKernel
-from sorna_sdk.local.languages import available_languages, canonical_language
-from sorna_sdk.local.limits import RuntimeSettings, resolve_limits
-from sorna_sdk.local.pool import DriverLauncher
+from sorna_sdk.local.runtime.errors import KernelNotFound, QuotaExceeded, ServiceUnavailable
+from sorna_sdk.local.runtime.files import OUTPUT_DIR, remove_tree
+from sorna_sdk.local.runtime.kernel import LocalKernel
+from sorna_sdk.local.runtime.languages import available_languages, canonical_language
+from sorna_sdk.local.runtime.limits import RuntimeSettings, resolve_limits
+from sorna_sdk.local.runtime.pool import DriverLauncher
 
 __all__ = ["KernelRegistry", "LocalKernel", "RuntimeSettings"]
 
