@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ._constants import PROBLEM_BASE
+from ._problems import by_name
 
 __all__ = [
     "APIConnectionError",
@@ -239,19 +239,19 @@ class BadRequestError(APIStatusError):
     """400: the request was malformed."""
 
     status_code: ClassVar[int | None] = 400
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "generic-bad-request"
+    problem_type: ClassVar[str | None] = by_name("bad-request").sorna_type
 
 
 class InvalidAuthParamsError(BadRequestError):
     """400: missing or malformed authentication headers, or clock skew."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "invalid-auth-params"
+    problem_type: ClassVar[str | None] = by_name("invalid-auth-params").sorna_type
 
 
 class InvalidAPIParamsError(BadRequestError):
     """400: missing or invalid API parameters."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "invalid-api-params"
+    problem_type: ClassVar[str | None] = by_name("invalid-api-params").sorna_type
 
 
 class SessionAlreadyExistsError(BadRequestError):
@@ -271,7 +271,7 @@ class AuthenticationError(APIStatusError):
     """401: unknown access key or signature mismatch."""
 
     status_code: ClassVar[int | None] = 401
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "auth-failed"
+    problem_type: ClassVar[str | None] = by_name("auth-failed").sorna_type
 
 
 class PermissionDeniedError(APIStatusError):
@@ -289,19 +289,19 @@ class NotFoundError(APIStatusError):
     """404: unknown URL path."""
 
     status_code: ClassVar[int | None] = 404
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "generic-not-found"
+    problem_type: ClassVar[str | None] = by_name("url-not-found").sorna_type
 
 
 class KernelNotFoundError(NotFoundError):
     """404: no such kernel (or not yours)."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-not-found"
+    problem_type: ClassVar[str | None] = by_name("kernel-not-found").sorna_type
 
 
 class InstanceNotFoundError(NotFoundError):
     """404: no such agent instance."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "instance-not-found"
+    problem_type: ClassVar[str | None] = by_name("instance-not-found").sorna_type
 
 
 class ImageNotFoundError(NotFoundError):
@@ -320,65 +320,65 @@ class InvalidKernelStatusError(APIStatusError):
 class KernelBusyError(InvalidKernelStatusError):
     """409: the kernel is running another program; collect it, or interrupt it, first."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-busy"
+    problem_type: ClassVar[str | None] = by_name("kernel-busy").sorna_type
 
 
 class QuotaExceededError(APIStatusError):
     """412: the keypair's concurrency limit is reached."""
 
     status_code: ClassVar[int | None] = 412
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "quota-exceeded"
+    problem_type: ClassVar[str | None] = by_name("quota-exceeded").sorna_type
 
 
 class RateLimitError(APIStatusError):
     """429: the keypair's query rate limit is reached."""
 
     status_code: ClassVar[int | None] = 429
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "rate-limit-exceeded"
+    problem_type: ClassVar[str | None] = by_name("rate-limit-exceeded").sorna_type
 
 
 class InternalServerError(APIStatusError):
     """5xx: an unexpected server failure."""
 
     status_code: ClassVar[int | None] = 500
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "internal-server-error"
+    problem_type: ClassVar[str | None] = by_name("internal-server-error").sorna_type
 
 
 class KernelCreationFailedError(InternalServerError):
     """500: the agent failed to create the kernel."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-creation-failed"
+    problem_type: ClassVar[str | None] = by_name("kernel-creation-failed").sorna_type
 
 
 class KernelDestructionFailedError(InternalServerError):
     """500: the agent failed to destroy the kernel."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-destruction-failed"
+    problem_type: ClassVar[str | None] = by_name("kernel-destruction-failed").sorna_type
 
 
 class KernelRestartFailedError(InternalServerError):
     """500: the agent failed to restart the kernel."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-restart-failed"
+    problem_type: ClassVar[str | None] = by_name("kernel-restart-failed").sorna_type
 
 
 class KernelExecutionFailedError(InternalServerError):
     """500: the agent failed to execute the code."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "kernel-execution-failed"
+    problem_type: ClassVar[str | None] = by_name("kernel-execution-failed").sorna_type
 
 
 class ServiceUnavailableError(APIStatusError):
     """503: the server is not ready."""
 
     status_code: ClassVar[int | None] = 503
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "service-unavailable"
+    problem_type: ClassVar[str | None] = by_name("service-unavailable").sorna_type
 
 
 class InstanceNotAvailableError(ServiceUnavailableError):
     """503: no capacity to start a kernel."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "instance-not-available"
+    problem_type: ClassVar[str | None] = by_name("instance-not-available").sorna_type
 
 
 class SchedulingFailedError(InstanceNotAvailableError):
@@ -391,7 +391,7 @@ class SchedulingFailedError(InstanceNotAvailableError):
 class NotImplementedByServerError(ServiceUnavailableError):
     """503: the server does not implement this API query."""
 
-    problem_type: ClassVar[str | None] = PROBLEM_BASE + "not-implemented"
+    problem_type: ClassVar[str | None] = by_name("not-implemented").sorna_type
 
 
 _ALL_STATUS_CLASSES: tuple[type[APIStatusError], ...] = (

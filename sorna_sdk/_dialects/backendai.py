@@ -23,6 +23,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final, TypeVar
 
+from .._problems import BACKENDAI_BASE, CLIENT_ONLY, PROBLEMS
 from .._protocol import (
     Call,
     Response,
@@ -47,6 +48,7 @@ from ..exceptions import (
     InvalidArgumentError,
     InvalidAuthParamsError,
     InvalidKernelStatusError,
+    KernelBusyError,
     KernelCreationFailedError,
     KernelDestructionFailedError,
     KernelExecutionFailedError,
@@ -94,7 +96,7 @@ __all__ = ["PROBLEM_BASE", "BackendAI"]
 
 T = TypeVar("T")
 
-PROBLEM_BASE: Final = "https://api.backend.ai/probs/"
+PROBLEM_BASE: Final = BACKENDAI_BASE
 OLDEST: Final = "v4.20181215"
 NEWEST: Final = "v9.20250722"
 #: The revisions the official client and servers know, oldest first.
@@ -121,52 +123,53 @@ _SIGNING: Final = SigningPolicy(
 #: Session names: 4-64 characters, word characters with ``.``/``-`` inside (server rule).
 _NAME = re.compile(r"\w[\w.-]*\w", re.ASCII)
 
-#: Problem slug -> class; refined by ``error_code`` and ``msg`` in ``BackendAI.error``.
-PROBLEM_CLASSES: Final[Mapping[str, type[APIStatusError]]] = {
-    "generic-bad-request": BadRequestError,
+#: Problem (by name in ``sorna_sdk._problems``) -> the class users catch.
+_CLASSES: Final[Mapping[str, type[APIStatusError]]] = {
+    "bad-request": BadRequestError,
     "invalid-auth-params": InvalidAuthParamsError,
     "invalid-api-params": InvalidAPIParamsError,
-    "invalid-parameters": InvalidAPIParamsError,
-    "schema-validation-failed": InvalidAPIParamsError,
-    "incomplete-session-spec": InvalidAPIParamsError,
-    "invalid-kernel-config": InvalidAPIParamsError,
     "session-already-exists": SessionAlreadyExistsError,
     "quota-exceeded": QuotaExceededError,
     "auth-failed": AuthenticationError,
-    "generic-forbidden": PermissionDeniedError,
-    "forbidden": PermissionDeniedError,
     "permission-denied": PermissionDeniedError,
-    "keypair-forbidden": PermissionDeniedError,
     "insufficient-privilege": InsufficientPrivilegeError,
-    "not-enough-permission": InsufficientPrivilegeError,
-    "generic-not-found": NotFoundError,
     "url-not-found": NotFoundError,
-    "object-not-found": NotFoundError,
-    "entity-not-found": NotFoundError,
-    "too-many-sessions-matched": NotFoundError,
-    "kernel-not-ready": InvalidKernelStatusError,
+    "kernel-not-found": NotFoundError,  # refined by error_code: sessions or images
+    "image-not-found": NotFoundError,
+    "kernel-busy": KernelBusyError,
     "invalid-kernel-status": InvalidKernelStatusError,
-    "session-invalid-state": InvalidKernelStatusError,
     "rate-limit-exceeded": RateLimitError,
     "internal-server-error": InternalServerError,
-    "invalid-session-data": InternalServerError,
     "kernel-creation-failed": KernelCreationFailedError,
     "kernel-destruction-failed": KernelDestructionFailedError,
     "kernel-restart-failed": KernelRestartFailedError,
     "kernel-execution-failed": KernelExecutionFailedError,
     "service-unavailable": ServiceUnavailableError,
-    "server-frozen": ServiceUnavailableError,
-    "agent-connection-unavailable": ServiceUnavailableError,
     "instance-not-available": InstanceNotAvailableError,
     "scheduling-failed": SchedulingFailedError,
-    "scheduling-validation-failed": SchedulingFailedError,
-    "no-available-agents": SchedulingFailedError,
-    "no-agents-in-resource-group": SchedulingFailedError,
-    "no-compatible-agents": SchedulingFailedError,
-    "agent-selection-failed": SchedulingFailedError,
-    "no-available-scaling-group": SchedulingFailedError,
     "not-implemented": NotImplementedByServerError,
 }
+
+
+def _slug_table() -> dict[str, type[APIStatusError]]:
+    table: dict[str, type[APIStatusError]] = {}
+    for problem in PROBLEMS:
+        cls = _CLASSES.get(problem.name)
+        if problem.backendai is not None and cls is not None:
+            table.setdefault(problem.backendai.slug, cls)
+    for name, slugs in CLIENT_ONLY.items():
+        for slug in slugs:
+            table.setdefault(slug, _CLASSES[name])
+    # "object-not-found" and "entity-not-found" name sessions and images alike.
+    table["object-not-found"] = table["entity-not-found"] = NotFoundError
+    table["generic-not-found"] = NotFoundError
+    table["generic-forbidden"] = PermissionDeniedError
+    table["method-not-allowed"] = APIStatusError
+    return table
+
+
+#: Problem slug -> class; refined by ``error_code`` and ``msg`` in ``BackendAI.error``.
+PROBLEM_CLASSES: Final[Mapping[str, type[APIStatusError]]] = _slug_table()
 _NO_AGENTS = re.compile(r"\bno (?:available )?agents?\b", re.IGNORECASE)
 
 

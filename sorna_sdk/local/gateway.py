@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiohttp import web
 
+from .http.app import ServerLimits, create_app
+from .http.connections import ConnectionGuard, ConnectionLimits
 from .http.ratelimit import Throttle
-from .http.server import ConnectionGuard, ConnectionLimits, ServerLimits, create_app
 from .keys import Keypair, default_keypair_path, generate_keypair, load_or_create_keypair
 from .runtime import sandbox as _sandbox
 from .runtime.files import remove_tree

@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 from sorna_sdk.local.runtime.registry import LocalKernel
+from sorna_sdk.local.runtime.results import RunResult
 
 from ..conftest import data_path
 
 PROBS = "https://api.sorna.io/probs/"
-Result = dict[str, Any]
+Result = RunResult
 
 
 async def run(
@@ -25,14 +26,14 @@ async def run(
 ) -> list[Result]:
     """Execute and follow ``continued`` until the run ends; every result, in order."""
     results = [await kernel.execute(mode, code, opts)]
-    while results[-1]["status"] == "continued":
+    while results[-1].status == "continued":
         results.append(await kernel.execute(mode, "", opts))
     return results
 
 
 def text(results: list[Result], kind: str = "stdout") -> str:
     """The joined console text of one kind across results."""
-    return "".join(data for r in results for k, data in r["console"] if k == kind)
+    return "".join(data for r in results for k, data in r.console if k == kind)
 
 
 def reference(name: str, index: int = -1) -> dict[str, Any]:
@@ -55,9 +56,16 @@ def assert_like_reference(response: httpx.Response, name: str, *, title: str = "
 
 
 def assert_well_formed(response: httpx.Response) -> None:
-    """Every answer: Content-Type, exact Content-Length, never chunked, the reference's Server."""
-    assert "content-type" in response.headers
-    if response.request.method != "HEAD":
+    """Every answer: Content-Type, exact Content-Length, never chunked, the reference's Server.
+
+    A 204 has no body and, as RFC 9110 §8.6 requires, no Content-Length (the 2017 server
+    sent ``Content-Length: 0``; its clients read both alike).
+    """
+    if response.status_code == 204:
+        assert response.content == b"" and "content-length" not in response.headers
+    else:
+        assert "content-type" in response.headers
+    if response.request.method != "HEAD" and response.status_code != 204:
         assert response.headers["content-length"] == str(len(response.content))
     assert "transfer-encoding" not in response.headers
     server = dict(reference("01-hello-get-v2")["response"]["headers"])["Server"]
@@ -113,7 +121,7 @@ def kernel_processes(kernel_id: str) -> list[int]:
 
 def track_bridge_end(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
     """An event set when the gateway's PTY bridge of a connection returns."""
-    from sorna_sdk.local import pty_stream
+    from sorna_sdk.local.http import pty_bridge as pty_stream
 
     ended = asyncio.Event()
     original = pty_stream.bridge
@@ -124,5 +132,5 @@ def track_bridge_end(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
         finally:
             ended.set()
 
-    monkeypatch.setattr("sorna_sdk.local.http.server.bridge", tracked)
+    monkeypatch.setattr("sorna_sdk.local.http.pty_bridge.bridge", tracked)
     return ended

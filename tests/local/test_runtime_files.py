@@ -119,6 +119,6 @@ async def test_kernel_upload_is_visible_to_code(registry: KernelRegistry) -> Non
     kernel, _ = await registry.get_or_create("owner", "token-1234", "python3")
     await kernel.upload([("data/in.txt", b"payload")])
     result = await kernel.execute("query", "print(open('data/in.txt').read())", None)
-    assert result["console"] == [["stdout", "payload\n"]]
+    assert result.console == [["stdout", "payload\n"]]
     with pytest.raises(InvalidUpload, match="too many"):
         await kernel.upload([("a", b""), ("b", b""), ("c", b"")])

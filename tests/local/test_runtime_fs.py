@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from sorna_sdk.local import batch, files
+from sorna_sdk.local.runtime import batch, files
 from sorna_sdk.local.runtime.batch import MAX_COMMAND_BYTES, plan, plan_batch
 from sorna_sdk.local.runtime.errors import InvalidParameters, InvalidUpload
 from sorna_sdk.local.runtime.files import (
@@ -350,7 +350,7 @@ async def test_kernel_planted_links_through_a_real_kernel(
         "print('planted')\n"
     )
     result = await k1.execute("query", code, None)
-    assert result["console"] == [["stdout", "planted\n"]], result
+    assert result.console == [["stdout", "planted\n"]], result
     k2_before = _tree(k2.workdir)
     for name in [
         "x" * 256,

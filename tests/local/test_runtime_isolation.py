@@ -139,7 +139,7 @@ async def pid_gone(pid: int, timeout: float = 5.0) -> bool:
 async def escape(kernel: LocalKernel, code: str, marker: str) -> list[int]:
     """Run ``code``; the marked processes it left, checked to be outside the driver's group."""
     results = await run(kernel, code)
-    assert results[-1]["status"] == "finished", results
+    assert results[-1].status == "finished", results
     pids = await wait_for_marked(marker)
     assert all(pgid_of(pid) != kernel.pid for pid in pids)  # a group kill would miss them
     return pids
@@ -222,8 +222,8 @@ async def test_exec_timeout_ends_every_process_of_the_run(tmp_path: Path, mode: 
         results, bash_results = await asyncio.gather(
             run(py, code), run(sh, f"setsid sleep {bash_marker} > /dev/null 2>&1 & sleep 100")
         )
-        assert results[-1]["status"] == "exec-timeout"
-        assert bash_results[-1]["status"] == "exec-timeout"
+        assert results[-1].status == "exec-timeout"
+        assert bash_results[-1].status == "exec-timeout"
         assert await gone(python_marker)
         assert await gone(bash_marker)
         assert reg.count("o") == 0
@@ -594,9 +594,9 @@ async def test_oversize_media_frame_kills_only_that_kernel(
         kernel, _ = await reg.get_or_create("o", "token-big", lang)
         proc = kernel._proc
         (fine,) = await run(kernel, "sorna.display_media('text/plain', 'ok')")  # both languages
-        assert fine["console"] == [["media", ["text/plain", "ok"]]]  # under the cap: it goes
+        assert fine.console == [["media", ["text/plain", "ok"]]]  # under the cap: it goes
         results = await run(kernel, big)
-        assert results[-1]["status"] == "finished"
+        assert results[-1].status == "finished"
         assert "kernel died" in text(results, "stderr")
         assert proc.death_reason is not None
         assert proc.death_reason.startswith("output frame too large")

@@ -74,7 +74,7 @@ async def test_exec_timeout_kills_grandchildren_and_destroys(tmp_path: Path) -> 
     await reg.start()
     try:
         kernel, _ = await reg.get_or_create("o", "token-1234", "python3", exec_timeout=1)
-        assert kernel.info()["queryTimeout"] == 1000
+        assert kernel.info().exec_timeout_ms == 1000
         code = (
             "import subprocess\n"
             "p = subprocess.Popen(['sleep', '1000'])\n"
@@ -83,7 +83,7 @@ async def test_exec_timeout_kills_grandchildren_and_destroys(tmp_path: Path) -> 
         )
         started = time.monotonic()
         results = await run(kernel, code)
-        assert results[-1]["status"] == "exec-timeout"
+        assert results[-1].status == "exec-timeout"
         assert 0.9 <= time.monotonic() - started < 5
         child = int(text(results).split()[0])
         assert await wait_gone(child)
@@ -104,10 +104,10 @@ async def test_timeout_budget_pauses_while_waiting_for_input(tmp_path: Path) -> 
     try:
         kernel, _ = await reg.get_or_create("o", "token-1234", "python3", exec_timeout=1)
         first = await kernel.execute("query", "s = input()\nprint(s)", None)
-        assert first["status"] == "waiting-input"
+        assert first.status == "waiting-input"
         await asyncio.sleep(1.2)
         second = await kernel.execute("query", "late", None)
-        assert second["status"] == "finished"
+        assert second.status == "finished"
         assert text([second]) == "late\n"
     finally:
         await reg.close()
@@ -118,12 +118,12 @@ async def test_killed_from_outside_reports_death(registry: KernelRegistry) -> No
     first = await kernel.execute(
         "query", "print('before', flush=True)\nimport time\ntime.sleep(30)", None
     )
-    assert first["status"] == "continued"
+    assert first.status == "continued"
     assert text([first]) == "before\n"
     os.kill(kernel.pid, signal.SIGKILL)
     last = await kernel.execute("query", "", None)
-    assert last["status"] == "finished"
-    assert last["console"] == [["stderr", "[kernel died: exit code -9]\n"]]
+    assert last.status == "finished"
+    assert last.console == [["stderr", "[kernel died: exit code -9]\n"]]
     with pytest.raises(KernelNotFound) as info:
         registry.get("o", kernel.kernel_id)
     assert "terminated" in info.value.title
@@ -133,7 +133,7 @@ async def test_killed_from_outside_reports_death(registry: KernelRegistry) -> No
 async def test_os_exit_in_user_code_is_a_death(registry: KernelRegistry) -> None:
     kernel, _ = await registry.get_or_create("o", "token-1234", "python3")
     (result,) = await run(kernel, "print('bye')\nimport os\nos._exit(3)")
-    assert result["console"] == [["stdout", "bye\n"], ["stderr", "[kernel died: exit code 3]\n"]]
+    assert result.console == [["stdout", "bye\n"], ["stderr", "[kernel died: exit code 3]\n"]]
     with pytest.raises(KernelNotFound):
         await kernel.execute("query", "print(1)", None)
 
@@ -230,7 +230,7 @@ async def test_pool_memory_limit_and_cwd(tmp_path: Path) -> None:
         started = time.monotonic()
         kernel, _ = await reg.get_or_create("o", "token-1234", "python3", max_mem_kib=300 * 1024)
         assert time.monotonic() - started < 0.5
-        assert kernel.info()["memoryLimit"] == 300 * 1024
+        assert kernel.info().memory_limit_kib == 300 * 1024
         code = (
             "import os\nprint(os.getcwd())\n"
             "try:\n    b = bytearray(1024 * 1024 * 1024)\nexcept MemoryError:\n    print('limited')"

@@ -114,7 +114,7 @@ async def test_too_much_pending_input_kills_the_driver(registry: KernelRegistry)
 async def test_input_to_a_stopped_node_driver_is_queued_too(registry: KernelRegistry) -> None:
     kernel, _ = await registry.get_or_create("o", "token-node", "nodejs")
     first = await kernel.execute("query", "const line = input('? '); line.length", None)
-    assert first["status"] == "waiting-input"
+    assert first.status == "waiting-input"
     proc = kernel._proc
     proc.write_deadline = STALL
     stop(proc)
@@ -139,7 +139,7 @@ async def test_a_slow_reader_within_the_deadline_is_kept(registry: KernelRegistr
     stop(proc)
     code = "z = '" + "g" * MIB + "'\nprint(len(z))"
     first = await kernel.execute("query", code, None)  # 0.5 s of flush window: nothing yet
-    assert first["status"] == "continued" and proc.pending_write > 0
+    assert first.status == "continued" and proc.pending_write > 0
     os.kill(proc.pid, signal.SIGCONT)  # reading again before the deadline
     results = await run(kernel, "")
     assert text(results) == f"{MIB}\n"

@@ -7,6 +7,7 @@ import base64
 
 import pytest
 
+from sorna_sdk.local.http.sorna_v2 import render_info
 from sorna_sdk.local.runtime.errors import InvalidParameters, UnknownLanguage
 from sorna_sdk.local.runtime.registry import KernelRegistry, LocalKernel
 
@@ -24,7 +25,7 @@ async def test_state_persists(py: LocalKernel) -> None:
     await run(py, "x = 41")
     await run(py, "x += 1")
     results = await run(py, "print(x)")
-    assert results[-1]["status"] == "finished"
+    assert results[-1].status == "finished"
     assert text(results) == "42\n"
 
 
@@ -36,8 +37,8 @@ async def test_stream_order_and_os_system(py: LocalKernel) -> None:
         "print('d')\n"
     )
     (result,) = await run(py, code)
-    assert result["status"] == "finished"
-    assert result["console"][:2] == [["stdout", "a\n"], ["stderr", "b\n"]]
+    assert result.status == "finished"
+    assert result.console[:2] == [["stdout", "a\n"], ["stderr", "b\n"]]
     # Raw-pipe output (os.system) lands after the framed output that preceded it.
     assert text([result]) == "a\nc\nfrom-shell\nd\n"
     assert text([result], "stderr") == "b\nshell-err\n"
@@ -52,16 +53,16 @@ async def test_input_getpass_and_stdin(py: LocalKernel) -> None:
         "print('hello', name, len(pw), repr(line))\n"
     )
     first = await py.execute("query", code, None)
-    assert first["status"] == "waiting-input"
-    assert first["options"] == {"is_password": False}
-    assert first["console"] == [["stdout", "Name? "]]
+    assert first.status == "waiting-input"
+    assert first.options == {"is_password": False}
+    assert first.console == [["stdout", "Name? "]]
     second = await py.execute("query", "Bob", None)
-    assert second["status"] == "waiting-input"
-    assert second["options"] == {"is_password": True}
+    assert second.status == "waiting-input"
+    assert second.options == {"is_password": True}
     third = await py.execute("query", "secret", None)
-    assert third["status"] == "waiting-input"
+    assert third.status == "waiting-input"
     last = await py.execute("query", "raw line", None)
-    assert last["status"] == "finished"
+    assert last.status == "finished"
     assert text([last]) == "hello Bob 6 'raw line\\n'\n"
 
 
@@ -74,7 +75,7 @@ async def test_continued_chain_is_complete_and_ordered(py: LocalKernel) -> None:
         "        time.sleep(0.05)\n"
     )
     results = await run(py, code)
-    statuses = [r["status"] for r in results]
+    statuses = [r.status for r in results]
     assert statuses.count("continued") >= 3
     assert statuses[-1] == "finished"
     assert text(results) == "".join(f"line {i}\n" for i in range(10000))
@@ -82,7 +83,7 @@ async def test_continued_chain_is_complete_and_ordered(py: LocalKernel) -> None:
 
 async def test_backpressure_returns_early_without_loss(py: LocalKernel) -> None:
     results = await run(py, "print('x' * 5_000_000)")
-    assert results[0]["status"] == "continued"
+    assert results[0].status == "continued"
     assert len(text(results[:1])) <= 2 * 1024 * 1024
     assert text(results) == "x" * 5_000_000 + "\n"
 
@@ -90,7 +91,7 @@ async def test_backpressure_returns_early_without_loss(py: LocalKernel) -> None:
 async def test_traceback_is_cut_and_exit_is_caught(py: LocalKernel) -> None:
     (result,) = await run(py, "def f():\n    return 1 / 0\nf()\n")
     err = text([result], "stderr")
-    assert result["status"] == "finished"
+    assert result.status == "finished"
     assert err.startswith('Traceback (most recent call last):\n  File "<input>", line 3')
     assert "ZeroDivisionError" in err
     assert "python_driver" not in err and "<string>" not in err
@@ -110,7 +111,7 @@ async def test_rich_output_helper(py: LocalKernel) -> None:
         "sorna.log('note')\n"
     )
     (result,) = await run(py, code)
-    assert result["console"] == [
+    assert result.console == [
         ["html", "<b>hi</b>"],
         ["media", ["image/png", base64.b64encode(b"\x89PNG").decode()]],
         ["media", ["image/svg+xml", "<svg/>"]],
@@ -121,18 +122,14 @@ async def test_rich_output_helper(py: LocalKernel) -> None:
 async def test_complete_uses_kernel_namespace(py: LocalKernel) -> None:
     await run(py, "my_special_value = 1\nimport os")
     result = await py.execute("complete", "", {"row": 0, "col": 6, "line": "my_spe", "post": ""})
-    assert result["console"] == [["completion", ["my_special_value"]]]
+    assert result.console == [["completion", ["my_special_value"]]]
     attrs = await py.execute("complete", "os.pa", {"row": 0, "col": 5, "line": "os.pa", "post": ""})
-    assert "os.path" in attrs["console"][0][1]
+    assert "os.path" in attrs.console[0][1]
 
 
 async def test_empty_code_while_idle_and_bad_params(py: LocalKernel) -> None:
-    assert await py.execute("query", "", None) == {
-        "status": "finished",
-        "console": [],
-        "options": None,
-        "files": [],
-    }
+    idle = await py.execute("query", "", None)
+    assert (idle.status, idle.console, idle.options, idle.files) == ("finished", [], None, [])
     with pytest.raises(InvalidParameters):
         await py.execute("shell", "print(1)", None)
     with pytest.raises(InvalidParameters):
@@ -141,9 +138,9 @@ async def test_empty_code_while_idle_and_bad_params(py: LocalKernel) -> None:
 
 async def test_output_files_are_listed(py: LocalKernel) -> None:
     (result,) = await run(py, "open('.output/plot.txt', 'w').write('x')\nopen('other.txt', 'w')")
-    assert result["files"] == ["plot.txt"]
+    assert result.files == ["plot.txt"]
     (again,) = await run(py, "print(1)")
-    assert again["files"] == []
+    assert again.files == []
 
 
 async def test_concurrent_executes_are_serialized(py: LocalKernel) -> None:
@@ -152,7 +149,7 @@ async def test_concurrent_executes_are_serialized(py: LocalKernel) -> None:
     first, second = await asyncio.gather(
         py.execute("query", code_a, None), py.execute("query", code_b, None)
     )
-    assert first["status"] == "finished"
+    assert first.status == "finished"
     assert text([first]) == "".join(f"a {i}\n" for i in range(5))
     assert text([second]) == "b\n"
 
@@ -160,12 +157,15 @@ async def test_concurrent_executes_are_serialized(py: LocalKernel) -> None:
 async def test_info_has_real_figures(py: LocalKernel) -> None:
     await run(py, "x = sum(range(3_000_000))")
     info = py.info()
-    assert info["lang"] == "python3"
-    assert info["numQueriesExecuted"] == 1
-    assert info["memoryUsed"] > 1000
-    assert info["age"] >= info["idle"] >= 0
-    assert info["idleTimeout"] == 600_000
-    assert set(info) == {
+    assert info.lang == "python3" and info.kernel_id == py.kernel_id
+    assert info.queries == 1
+    assert info.memory_used_kib > 1000
+    assert info.cpu_used_ms > 0
+    assert info.age_ms >= info.idle_ms >= 0
+    assert info.idle_timeout_ms == 600_000
+    assert info.state == "idle"
+    # The Sorna dialect renders the ten fields of spec §5.2 from it.
+    assert set(render_info(info)) == {
         "lang",
         "age",
         "queryTimeout",
@@ -200,9 +200,9 @@ async def test_raw_pipe_backpressure_keeps_everything(py: LocalKernel) -> None:
 
 async def test_interrupt_raises_keyboard_interrupt(py: LocalKernel) -> None:
     first = await py.execute("query", "import time\nx = 5\ntime.sleep(30)", None)
-    assert first["status"] == "continued"
+    assert first.status == "continued"
     await py.interrupt()
     rest = await run(py, "")
-    assert rest[-1]["status"] == "interrupted"
+    assert rest[-1].status == "interrupted"
     assert "KeyboardInterrupt" in text(rest, "stderr")
     assert text(await run(py, "print(x)")) == "5\n"

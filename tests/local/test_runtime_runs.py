@@ -39,7 +39,7 @@ LOOPS = [
 
 async def until_done(kernel: LocalKernel) -> list[Result]:
     results = [await kernel.execute("query", "", None)]
-    while results[-1]["status"] == "continued":
+    while results[-1].status == "continued":
         results.append(await kernel.execute("query", "", None))
     return results
 
@@ -51,15 +51,15 @@ async def test_interrupt_stops_the_program_within_a_second_and_keeps_state(
     if lang not in available_languages():
         pytest.skip(f"{lang} is not installed on this machine")
     kernel, _ = await registry.get_or_create("o", "token-1234", lang)
-    assert (await run(kernel, setup))[-1]["status"] == "finished"
+    assert (await run(kernel, setup))[-1].status == "finished"
     first = await kernel.execute("query", loop, None)
-    assert first["status"] in ("continued", "waiting-input")
+    assert first.status in ("continued", "waiting-input")
     started = time.monotonic()
     await kernel.interrupt()
     results = await until_done(kernel)
     elapsed = time.monotonic() - started
-    assert results[-1]["status"] == "interrupted", results
-    assert results[-1]["options"] == {"exitCode": 130}
+    assert results[-1].status == "interrupted", results
+    assert results[-1].options == {"exitCode": 130}
     assert elapsed < 1.0 + 0.5, elapsed  # stopped by the language's own means, not killed
     assert "kernel was restarted" not in text(results, "stderr")
     assert text(await run(kernel, check)) == "42\n"
@@ -72,11 +72,11 @@ async def test_a_program_that_ignores_the_interrupt_is_killed_and_the_kernel_kep
     kernel, _ = await registry.get_or_create("o", "token-1234", "python3")
     old_pid = kernel.pid
     stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(1000)"
-    assert (await kernel.execute("query", stubborn, None))["status"] == "continued"
+    assert (await kernel.execute("query", stubborn, None)).status == "continued"
     started = time.monotonic()
     await kernel.interrupt()
     results = await until_done(kernel)
-    assert results[-1]["status"] == "interrupted"
+    assert results[-1].status == "interrupted"
     assert "the kernel was restarted" in text(results, "stderr")
     assert time.monotonic() - started < INTERRUPT_GRACE + 3.0
     assert kernel.pid != old_pid and kernel.alive
@@ -94,7 +94,7 @@ async def test_interrupt_while_idle_is_a_no_op(registry: KernelRegistry) -> None
 async def test_new_code_while_running_is_refused_not_dropped(registry: KernelRegistry) -> None:
     kernel, _ = await registry.get_or_create("o", "token-1234", "python3")
     first = await kernel.execute("query", "import time\ntime.sleep(1.5)\nprint('first')", None)
-    assert first["status"] == "continued"
+    assert first.status == "continued"
     with pytest.raises(KernelBusy) as info:
         await kernel.execute("query", "print('second')", None)
     assert info.value.status == 409 and info.value.problem == "kernel-busy"
@@ -129,7 +129,7 @@ async def test_a_driver_killed_mid_run_is_noticed_at_once(registry: KernelRegist
     first = await kernel.execute(
         "query", "print('before', flush=True)\nimport time\ntime.sleep(30)", None
     )
-    assert first["status"] == "continued"
+    assert first.status == "continued"
     os.kill(kernel.pid, signal.SIGKILL)
     for _ in range(100):
         if registry.count("o") == 0:
@@ -139,7 +139,7 @@ async def test_a_driver_killed_mid_run_is_noticed_at_once(registry: KernelRegist
     with pytest.raises(KernelNotFound):
         kernel.info()
     last = await kernel.execute("query", "", None)  # the run's end is still delivered
-    assert last["console"] == [["stderr", "[kernel died: exit code -9]\n"]]
+    assert last.console == [["stderr", "[kernel died: exit code -9]\n"]]
     fresh, created = await registry.get_or_create("o", "token-1234", "python3")
     assert created and fresh is not kernel
 
@@ -195,4 +195,4 @@ async def test_a_cancelled_execute_loses_no_output(registry: KernelRegistry) -> 
         await task
     rest = await until_done(kernel)
     assert text(rest) == "0\n1\n2\n"
-    assert rest[-1]["status"] == "finished"
+    assert rest[-1].status == "finished"

@@ -1,52 +1,60 @@
-"""Batch mode: the build and exec shell commands, with the ``"*"`` per-language defaults.
+"""Batch mode: the clean, build and exec shell commands, with the ``"*"`` per-language defaults.
 
-Planning is bounded: the options are checked without touching the disk, and ``build: "*"``
-costs at most two ``stat`` calls in the work dir (``Makefile``, ``setup.py``; they follow a
-link as ``make`` would, and a loop or a missing permission just means "no such file").
-``plan`` does those in a thread; ``plan_batch`` is the blocking form.
+Backend.AI's batch mode runs ``clean``, then ``build``, then ``exec``; each option is a shell
+command, ``None``/``""`` to skip the step, or ``"*"`` for the language's default (its
+record's :class:`~sorna_sdk.local.runtime.languages.BatchDefaults`, which may be "skip").
+
+Planning is bounded: the options are checked without touching the disk, and a ``"*"``
+clean or build costs at most one ``stat`` per rule of the language (``Makefile``,
+``setup.py``; they follow a link as ``make`` would, and a loop or a missing permission just
+means "no such file"). ``plan`` does those in a thread; ``plan_batch`` is the blocking form.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import stat
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from sorna_sdk.local.runtime.errors import InvalidParameters
+from sorna_sdk.local.runtime.languages import LANGUAGES, BatchDefaults, BatchRule
 
 __all__ = ["MAX_COMMAND_BYTES", "BatchPlan", "plan", "plan_batch"]
 
-#: Bytes (UTF-8) of a build or exec command, at most: one ``bash -c`` argument (MAX_ARG_STRLEN).
+#: Bytes (UTF-8) of a batch command, at most: one ``bash -c`` argument (MAX_ARG_STRLEN).
 MAX_COMMAND_BYTES: Final = 128 * 1024 - 1
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-# Runs a Lua file with the same lupa Lua 5.4 the lua5 kernel uses.
-_LUA_RUNNER: Final = (
-    "import sys, lupa.lua54 as L\n"
-    "rt = L.LuaRuntime(register_eval=False)\n"
-    "try:\n"
-    "    rt.execute(open(sys.argv[1], encoding='utf-8').read())\n"
-    "except L.LuaError as e:\n"
-    "    print(e, file=sys.stderr); sys.exit(1)\n"
-)
+_STEPS: Final = ("clean", "build", "exec")
 
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """Shell commands of a batch run (None = skip the step)."""
+    """Shell commands of a batch run, in the order they run: clean, build, exec.
+
+    ``None`` = skip the step. (``clean`` comes last among the fields only so that positional
+    construction from before it existed keeps working.)
+    """
 
     build: str | None
     exec: str | None
     build_log: bool
+    clean: str | None = None
+
+    @property
+    def steps(self) -> list[tuple[str, str]]:
+        """``(step, command)`` of the steps to run, in order."""
+        commands = (self.clean, self.build, self.exec)
+        return [(name, cmd) for name, cmd in zip(_STEPS, commands, strict=True) if cmd is not None]
 
 
-def _python() -> str:
-    return shlex.quote(sys.executable)
+def _defaults(lang: str) -> BatchDefaults:
+    for record in LANGUAGES:
+        if record.name == lang:
+            return record.batch
+    return BatchDefaults()
 
 
 def _is_file(dir_fd: int, name: str) -> bool:
@@ -56,32 +64,35 @@ def _is_file(dir_fd: int, name: str) -> bool:
         return False
 
 
-def _default_build(lang: str, workdir: Path) -> str | None:
-    """Blocking: ``make`` if there is a Makefile, ``setup.py build`` for python3, else None."""
+def _first_rule(rules: tuple[BatchRule, ...], workdir: Path) -> str | None:
+    """Blocking: the command of the first rule whose file is in ``workdir``, else None."""
+    if not rules:
+        return None
     try:
         dir_fd = os.open(workdir, _DIR_FLAGS)
     except OSError:
         return None
     try:
-        if _is_file(dir_fd, "Makefile"):
-            return "make"
-        if lang == "python3" and _is_file(dir_fd, "setup.py"):
-            return f"{_python()} setup.py build"
+        for name, command in rules:
+            if _is_file(dir_fd, name):
+                return command
         return None
     finally:
         os.close(dir_fd)
 
 
+def _default_build(lang: str, workdir: Path) -> str | None:
+    """Blocking: the language's default build (e.g. ``make`` if there is a Makefile)."""
+    return _first_rule(_defaults(lang).build, workdir)
+
+
+def _default_clean(lang: str, workdir: Path) -> str | None:
+    """Blocking: the language's default clean (none of today's languages has one)."""
+    return _first_rule(_defaults(lang).clean, workdir)
+
+
 def _default_exec(lang: str) -> str | None:
-    if lang == "python3":
-        return f"{_python()} main.py"
-    if lang == "lua5":
-        return f"{_python()} -c {shlex.quote(_LUA_RUNNER)} main.lua"
-    if lang == "bash":
-        return "bash main.sh"
-    if lang == "nodejs":
-        return "node main.js"
-    return None
+    return _defaults(lang).exec
 
 
 def _command(value: Any, name: str) -> str | None:
@@ -102,33 +113,40 @@ def _command(value: Any, name: str) -> str | None:
     return value
 
 
-def _options(options: dict[str, Any]) -> tuple[str | None, str | None, bool]:
+def _options(options: dict[str, Any]) -> tuple[str | None, str | None, str | None, bool]:
+    clean = _command(options.get("clean"), "clean")
     build = _command(options.get("build"), "build")
     run = _command(options.get("exec"), "exec")
     build_log = options.get("buildLog", True)
     if not isinstance(build_log, bool):
         raise InvalidParameters("batch option 'buildLog' must be a boolean")
-    return build, run, build_log
+    return clean, build, run, build_log
 
 
 def plan_batch(lang: str, workdir: Path, options: dict[str, Any]) -> BatchPlan:
     """Blocking: validate batch options and resolve ``"*"`` to the language's defaults."""
-    build, run, build_log = _options(options)
+    clean, build, run, build_log = _options(options)
+    if clean == "*":
+        clean = _default_clean(lang, workdir)
     if build == "*":
         build = _default_build(lang, workdir)
     if run == "*":
         run = _default_exec(lang)
-    return BatchPlan(build=build, exec=run, build_log=build_log)
+    return BatchPlan(build=build, exec=run, build_log=build_log, clean=clean)
 
 
 async def plan(lang: str, workdir: Path, options: dict[str, Any]) -> BatchPlan:
-    """``plan_batch`` with its disk look-ups (``build: "*"`` only) in a thread.
+    """``plan_batch`` with its disk look-ups (a ``"*"`` clean or build only) in a thread.
 
     Raises ``InvalidParameters`` before anything is looked up.
     """
-    build, run, build_log = _options(options)
+    clean, build, run, build_log = _options(options)
+    if clean == "*":
+        # No thread for a language without clean rules (none of today's has any).
+        rules = _defaults(lang).clean
+        clean = await asyncio.to_thread(_default_clean, lang, workdir) if rules else None
     if build == "*":
         build = await asyncio.to_thread(_default_build, lang, workdir)
     if run == "*":
         run = _default_exec(lang)
-    return BatchPlan(build=build, exec=run, build_log=build_log)
+    return BatchPlan(build=build, exec=run, build_log=build_log, clean=clean)

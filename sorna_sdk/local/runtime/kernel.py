@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import enum
 import os
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,6 +58,7 @@ from sorna_sdk.local.runtime.files import (
 from sorna_sdk.local.runtime.limits import KernelLimits, RuntimeSettings
 from sorna_sdk.local.runtime.pool import DriverLauncher
 from sorna_sdk.local.runtime.process import DriverProcess, Item
+from sorna_sdk.local.runtime.results import KernelState, KernelStatus, RunResult, RunStatus
 from sorna_sdk.local.runtime.terminal import Terminal
 
 __all__ = ["MODES", "LocalKernel"]
@@ -76,6 +78,15 @@ class _State(enum.Enum):
     WAITING = "waiting-input"
     BUILT = "build-finished"  # batch: build done, exec pending
     DEAD = "dead"
+
+
+_STATES: Final[dict[_State, KernelState]] = {
+    _State.IDLE: "idle",
+    _State.RUNNING: "running",
+    _State.WAITING: "waiting-input",
+    _State.BUILT: "between-steps",
+    _State.DEAD: "dead",
+}
 
 
 class LocalKernel:
@@ -103,6 +114,8 @@ class LocalKernel:
         self._launcher = launcher
         self._on_gone = on_gone
         self._created = self._last = time.monotonic()
+        self._created_wall = time.time()
+        self._run_id = ""
         self._queries = 0
         self._lock = asyncio.Lock()
         self._state = _State.IDLE
@@ -119,7 +132,7 @@ class LocalKernel:
         # Output taken from the driver but not yet returned (a caller that went away leaves
         # it here for the next one), and the result of a run whose caller went away.
         self._carry: list[Item] = []
-        self._orphan: asyncio.Task[dict[str, Any]] | None = None
+        self._orphan: asyncio.Task[RunResult] | None = None
         self._driver_gone = False
         self._interrupted = False
         self._escalated = False
@@ -172,7 +185,7 @@ class LocalKernel:
             self._escalated = True
             proc.kill()
 
-    async def execute(self, mode: str, code: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    async def execute(self, mode: str, code: str, options: dict[str, Any] | None) -> RunResult:
         """Run, continue, feed input to, or complete code; returns an ExecutionResult."""
         if mode not in MODES:
             raise InvalidParameters(f"unknown mode {mode!r}; use one of: batch, complete, query")
@@ -265,24 +278,36 @@ class LocalKernel:
             )
         return self._terminal
 
-    def info(self) -> dict[str, Any]:
-        """Kernel info of spec §5.2 with wire (camelCase) names."""
+    def info(self) -> KernelStatus:
+        """The kernel's figures now (any dialect renders them)."""
         self._require()
         if self._driver_gone:
             raise KernelNotFound(self.gone_reason or f"kernel {self.kernel_id} terminated")
         now = time.monotonic()
-        return {
-            "lang": self.lang,
-            "age": int((now - self._created) * 1000),
-            "queryTimeout": int(self.limits.exec_timeout * 1000),
-            "idleTimeout": int(self._settings.idle_timeout * 1000),
-            "memoryLimit": self.limits.max_mem_kib,
-            "maxCpuCredit": 0,
-            "numQueriesExecuted": self._queries,
-            "idle": int((now - self._last) * 1000),
-            "memoryUsed": _rss_kib(self._proc.pid),
-            "cpuCreditUsed": _cpu_ms(self._proc.pid),
-        }
+        return KernelStatus(
+            kernel_id=self.kernel_id,
+            lang=self.lang,
+            age_ms=int((now - self._created) * 1000),
+            idle_ms=int((now - self._last) * 1000),
+            queries=self._queries,
+            exec_timeout_ms=int(self.limits.exec_timeout * 1000),
+            idle_timeout_ms=int(self._settings.idle_timeout * 1000),
+            memory_limit_kib=self.limits.max_mem_kib,
+            memory_used_kib=_rss_kib(self._proc.pid),
+            cpu_used_ms=_cpu_ms(self._proc.pid),
+            state=self.state,
+            created_at=self._created_wall,
+        )
+
+    @property
+    def state(self) -> KernelState:
+        """Where the kernel's current run stands."""
+        return _STATES[self._state]
+
+    @property
+    def run_id(self) -> str:
+        """The id of the current (or last) run; ``""`` before the first."""
+        return self._run_id
 
     async def upload(self, files: list[tuple[str, bytes]]) -> None:
         """Write uploaded files into the work dir (raises InvalidUpload)."""
@@ -345,6 +370,7 @@ class LocalKernel:
         before = await snapshot(self.workdir)  # the only await: a cancel here changes nothing
         self._before = before
         self._queries += 1
+        self._run_id = secrets.token_hex(16)
         self._interrupted = self._escalated = False
         self._phase = phase
         self._timed_out = False
@@ -380,7 +406,7 @@ class LocalKernel:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(proc.changed.wait(), left)
 
-    async def _collect(self) -> dict[str, Any]:
+    async def _collect(self) -> RunResult:
         """Output until the flush window closes or the run changes state.
 
         Safe to cancel (aiohttp cancels the handler of a client that went away): output
@@ -411,27 +437,27 @@ class LocalKernel:
                 self._orphan = conclusion
             raise
 
-    async def _conclude(self, items: list[Item], control: Item | None) -> dict[str, Any]:
+    async def _conclude(self, items: list[Item], control: Item | None) -> RunResult:
         hide_stdout = self._phase == "build" and self._plan is not None and not self._plan.build_log
         console = _console(i for i in items if not (hide_stdout and i.kind == "stdout"))
         if control is None:
-            return _result("continued", console)
+            return self._result("continued", console)
         if self._interrupted and not self._timed_out and control.kind in ("finished", "died"):
             return await self._interrupted_result(console, control)
         if control.kind == "waiting-input":
             self._disarm()
             self._state = _State.WAITING
             wait_opts = control.data if isinstance(control.data, dict) else {"is_password": False}
-            return _result("waiting-input", console, wait_opts)
+            return self._result("waiting-input", console, wait_opts)
         self._disarm()
         if control.kind == "died":
             if self._timed_out:
                 self._mark_dead(f"kernel {self.kernel_id} was destroyed: execution time limit")
-                return _result("exec-timeout", console)
+                return self._result("exec-timeout", console)
             detail = control.reason or f"exit code {control.data}"
             _append(console, "stderr", f"[kernel died: {detail}]\n")
             self._mark_dead(f"kernel {self.kernel_id} terminated ({detail})")
-            return _result("finished", console, files=await self._new_files(console))
+            return self._result("finished", console, files=await self._new_files(console))
         opts = control.data if isinstance(control.data, dict) else None
         if self._phase == "build":
             code = opts.get("exitCode") if opts else 0
@@ -439,12 +465,12 @@ class LocalKernel:
                 _append(console, "stderr", f"[build failed: exit code {code}]\n")
             elif self._plan is not None and self._plan.exec is not None:
                 self._state = _State.BUILT
-                return _result("build-finished", console, opts)
+                return self._result("build-finished", console, opts)
         self._state = _State.IDLE
         files = await self._new_files(console)
-        return _result("finished", console, opts, files)
+        return self._result("finished", console, opts, files)
 
-    async def _interrupted_result(self, console: list[list[Any]], control: Item) -> dict[str, Any]:
+    async def _interrupted_result(self, console: list[list[Any]], control: Item) -> RunResult:
         """End an interrupted run; a program that had to be killed costs a fresh driver."""
         self._disarm()
         self._interrupted = False
@@ -452,11 +478,11 @@ class LocalKernel:
         if control.kind == "died":
             escalated, self._escalated = self._escalated, False
             if not escalated and self._state is _State.DEAD:
-                return _result("interrupted", console, {"exitCode": INTERRUPTED_EXIT}, files)
+                return self._result("interrupted", console, {"exitCode": INTERRUPTED_EXIT}, files)
             _append(console, "stderr", "[the program did not stop; the kernel was restarted]\n")
             self._attach(await self._relaunch())
         self._state = _State.IDLE
-        return _result("interrupted", console, {"exitCode": INTERRUPTED_EXIT}, files)
+        return self._result("interrupted", console, {"exitCode": INTERRUPTED_EXIT}, files)
 
     async def _new_files(self, console: list[list[Any]]) -> list[str]:
         changes = await new_files(self.workdir, self._before)
@@ -464,14 +490,23 @@ class LocalKernel:
             _append(console, "stderr", changes.notice)
         return changes.files
 
-    def _idle_result(self) -> dict[str, Any]:
+    def _result(
+        self,
+        status: RunStatus,
+        console: list[list[Any]],
+        options: dict[str, Any] | None = None,
+        files: Sequence[str] = (),
+    ) -> RunResult:
+        return RunResult(status, console, options, list(files), self._run_id)
+
+    def _idle_result(self) -> RunResult:
         # Output that arrived while idle (background threads, timers) goes to the next call.
         items, _control = self._proc.take()
-        return _result("finished", _console(items))
+        return self._result("finished", _console(items))
 
-    async def _complete(self, code: str, opts: dict[str, Any]) -> dict[str, Any]:
+    async def _complete(self, code: str, opts: dict[str, Any]) -> RunResult:
         if self._state is not _State.IDLE:
-            return _result("finished", [["completion", []]])
+            return self._result("finished", [["completion", []]])
         proc = self._proc
         proc.send("complete", {"code": code, "options": opts})
         until = asyncio.get_running_loop().time() + COMPLETE_TIMEOUT
@@ -485,16 +520,7 @@ class LocalKernel:
                 if control is not None and isinstance(control.data, list):
                     candidates = [str(c) for c in control.data]
                 break
-        return _result("finished", [*_console(items), ["completion", candidates]])
-
-
-def _result(
-    status: str,
-    console: list[list[Any]],
-    options: dict[str, Any] | None = None,
-    files: Sequence[str] = (),
-) -> dict[str, Any]:
-    return {"status": status, "console": console, "options": options, "files": list(files)}
+        return self._result("finished", [*_console(items), ["completion", candidates]])
 
 
 def _append(console: list[list[Any]], kind: str, data: Any) -> None:

@@ -1,4 +1,8 @@
-"""Starting configured drivers, from a warm pool of pre-spawned Python drivers when possible.
+"""Starting configured drivers, from a warm pool of pre-spawned drivers when possible.
+
+Which languages share a pool is data: every available language whose record says ``pooled``
+(python3, lua5 and bash: the Python driver) draws from the pool of its driver file; the
+driver learns its language from ``configure``.
 
 Every driver starts contained (``sandbox.py``) with its limits: RLIMIT_DATA (the kernel's
 memory limit), RLIMIT_NPROC and RLIMIT_CORE 0. A pooled driver starts before its kernel's
@@ -19,10 +23,10 @@ from pathlib import Path
 from typing import Final
 
 from sorna_sdk.local.runtime.errors import KernelCreationFailed
-from sorna_sdk.local.runtime.languages import available_languages, driver_argv, driver_env
+from sorna_sdk.local.runtime.languages import Language, available_languages, driver_env
 from sorna_sdk.local.runtime.limits import RuntimeSettings
 from sorna_sdk.local.runtime.process import DriverProcess
-from sorna_sdk.local.runtime.protocol import MAX_FRAME
+from sorna_sdk.local.runtime.protocol import MAX_FRAME, configure_data
 from sorna_sdk.local.runtime.sandbox import Sandbox
 
 __all__ = ["DriverLauncher"]
@@ -37,7 +41,7 @@ _FORK_WAIT: Final = 2.0
 
 
 class DriverLauncher:
-    """Hands out ready drivers; python3, lua5 and bash share the pooled Python driver.
+    """Hands out ready drivers; pooled languages (python3, lua5, bash) share warm drivers.
 
     ``DriverLauncher(settings)``; the older ``DriverLauncher(root, pool_size)`` still works
     (default settings otherwise).
@@ -55,7 +59,13 @@ class DriverLauncher:
         # A pooled driver cannot be moved into its kernel's sandbox later: no pool under bwrap.
         self._size = max(settings.pool_size, 0) if self.sandbox.mode == "none" else 0
         self._max_frame = settings.max_media_bytes if settings.max_media_bytes > 0 else MAX_FRAME
-        self._pool: deque[DriverProcess] = deque()
+        # driver file -> warm drivers of it, for every driver of an available pooled language
+        self._pools: dict[str, deque[DriverProcess]] = {}
+        self._pooled: dict[str, Language] = {}  # driver file -> the language that spawns it
+        for lang in available_languages().values():
+            if lang.pooled and self._size:
+                self._pooled.setdefault(lang.driver, lang)
+                self._pools.setdefault(lang.driver, deque())
         self._refill: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -64,12 +74,14 @@ class DriverLauncher:
 
     async def launch(self, lang: str, workdir: Path, max_mem_kib: int) -> DriverProcess:
         """A driver for ``lang`` running in ``workdir`` with its limits applied."""
-        if available_languages()[lang].driver == "python":
-            proc = await self._take(max_mem_kib) or self._spawn(lang, workdir, max_mem_kib)
+        record = available_languages()[lang]
+        proc: DriverProcess | None = None
+        if record.driver in self._pools:
+            proc = await self._take(record.driver, max_mem_kib)
             self._schedule_refill()
-        else:
-            proc = self._spawn(lang, workdir, max_mem_kib)
-        proc.send("configure", {"lang": lang, "cwd": str(workdir), "max_mem_kib": max_mem_kib})
+        if proc is None:
+            proc = self.spawn(lang, workdir, max_mem_kib)
+        proc.send("configure", configure_data(lang, str(workdir), max_mem_kib))
         try:
             await asyncio.wait_for(self._ready(proc), READY_TIMEOUT)
         except BaseException as exc:
@@ -80,22 +92,18 @@ class DriverLauncher:
             raise
         return proc
 
-    async def close(self) -> None:
-        self._closed = True
-        if self._refill is not None:
-            self._refill.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refill
-        while self._pool:
-            await self._pool.popleft().close(grace=0.5)
+    def spawn(self, lang: str, cwd: Path, max_mem_kib: int) -> DriverProcess:
+        """Start the driver of ``lang`` as ``launch`` does, but not configured yet.
 
-    def _spawn(self, lang: str, cwd: Path, max_mem_kib: int) -> DriverProcess:
+        Must run in the loop; raises :class:`KernelCreationFailed` when it cannot start.
+        """
+        record = available_languages()[lang]
         try:
             return DriverProcess.spawn(
-                driver_argv(lang, max_mem_kib),
+                record.argv(max_mem_kib),
                 cwd=cwd,
                 env=driver_env(),
-                input_pipe=available_languages()[lang].driver == "node",
+                input_pipe=record.input_pipe,
                 sandbox=self.sandbox,
                 max_mem_kib=max_mem_kib,
                 max_frame=self._max_frame,
@@ -103,27 +111,39 @@ class DriverLauncher:
         except OSError as exc:
             raise KernelCreationFailed(f"{lang} kernel failed to start: {exc.strerror}") from exc
 
-    async def _take(self, max_mem_kib: int) -> DriverProcess | None:
-        while self._pool:
-            proc = self._pool.popleft()
+    async def close(self) -> None:
+        self._closed = True
+        if self._refill is not None:
+            self._refill.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refill
+        for pool in self._pools.values():
+            while pool:
+                await pool.popleft().close(grace=0.5)
+
+    async def _take(self, driver: str, max_mem_kib: int) -> DriverProcess | None:
+        pool = self._pools[driver]
+        while pool:
+            proc = pool.popleft()
             if proc.alive and await _limit(proc, max_mem_kib):
                 return proc
             await proc.close(grace=0.1)
         return None
 
     def _schedule_refill(self) -> None:
-        if self._size and not self._closed and (self._refill is None or self._refill.done()):
+        if self._pools and not self._closed and (self._refill is None or self._refill.done()):
             self._refill = asyncio.get_running_loop().create_task(self._fill())
 
     async def _fill(self) -> None:
-        while not self._closed and len(self._pool) < self._size:
-            # Spawning blocks the loop for a fork/exec: let the taker finish its handshake first.
-            await asyncio.sleep(_REFILL_DELAY)
-            try:
-                self._pool.append(self._spawn("python3", self._root, 0))
-            except KernelCreationFailed:
-                log.warning("could not pre-spawn a pooled driver", exc_info=True)
-                return
+        for driver, pool in self._pools.items():
+            while not self._closed and len(pool) < self._size:
+                # Spawning blocks the loop for a fork/exec: let the taker finish its handshake.
+                await asyncio.sleep(_REFILL_DELAY)
+                try:
+                    pool.append(self.spawn(self._pooled[driver].name, self._root, 0))
+                except KernelCreationFailed:
+                    log.warning("could not pre-spawn a pooled driver", exc_info=True)
+                    return
 
     @staticmethod
     async def _ready(proc: DriverProcess) -> None:

@@ -1,5 +1,8 @@
 // Kernel driver for nodejs kernels: run as `node node_driver.js` by the Sorna local gateway.
-// Control frames (4-byte big-endian length + UTF-8 JSON) travel over the socket whose fd is in
+// It speaks the driver protocol written down in sorna_sdk/local/runtime/protocol.py, with its
+// own copy of the frame codec (4-byte big-endian length + UTF-8 JSON {"t": kind, "d": data};
+// the Python one is drivers/framing.py) and passes the same conformance test
+// (tests/local/test_driver_conformance.py). Frames travel over the socket whose fd is in
 // SORNA_CTL_FD; input() replies arrive on the blocking pipe in SORNA_INPUT_FD so that input()
 // can be synchronous. Code runs in one persistent vm context, so top-level bindings persist.
 'use strict';
@@ -8,6 +11,7 @@ const net = require('net');
 const util = require('util');
 const vm = require('vm');
 const childProcess = require('child_process');
+const os = require('os');
 
 const CTL = Number(process.env.SORNA_CTL_FD);
 const INPUT = Number(process.env.SORNA_INPUT_FD);
@@ -15,6 +19,14 @@ delete process.env.SORNA_CTL_FD;
 delete process.env.SORNA_INPUT_FD;
 delete process.env.SORNA_GATEWAY_PID;
 const pause = new Int32Array(new SharedArrayBuffer(4));
+// The protocol's constants (framing.py has the same).
+const MAX_FRAME = 256 * 1024 * 1024;
+const TEXT_CHUNK = 64 * 1024;
+const SIGINT_EXIT = 130;
+const FAILED = { exitCode: 1 };
+const INTERRUPTED = { exitCode: SIGINT_EXIT };
+// Seconds a shell job gets to end after SIGINT before its process group is killed.
+const SHELL_GRACE_MS = 500;
 
 function dieWithGroup() {
   try { process.kill(-process.pid, 'SIGKILL'); } finally { process.exit(0); }
@@ -42,13 +54,24 @@ function send(t, d) {
 
 // Text goes out in frames of at most 64 Ki characters, as the python driver's do: the gateway
 // refuses frames above its media cap, and one console.log of a huge string must not be one.
-const CHUNK = 64 * 1024;
+// A cut never splits a UTF-16 surrogate pair (each frame must be valid text on its own).
+function sendText(kind, text) {
+  let at = 0;
+  while (at < text.length) {
+    let end = Math.min(at + TEXT_CHUNK, text.length);
+    if (end < text.length) {
+      const last = text.charCodeAt(end - 1);
+      if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+    }
+    send(kind, text.slice(at, end));
+    at = end;
+  }
+}
 
 function out(kind) {
   return {
     write(s) {
-      const text = String(s);
-      for (let at = 0; at < text.length; at += CHUNK) send(kind, text.slice(at, at + CHUNK));
+      sendText(kind, String(s));
       return true;
     },
   };
@@ -70,7 +93,7 @@ function readExactly(n) {
 }
 
 function readInput(prompt, isPassword) {
-  if (prompt) send('stdout', String(prompt));
+  if (prompt) sendText('stdout', String(prompt));
   send('waiting-input', { is_password: Boolean(isPassword) });
   const size = readExactly(4).readUInt32BE(0);
   const msg = JSON.parse(readExactly(size).toString('utf8'));
@@ -114,8 +137,9 @@ function formatError(err) {
 }
 
 // An interrupt while a run awaits a promise ends the wait (synchronous code is stopped by
-// breakOnSigint instead).
+// breakOnSigint instead); an interrupt during a shell job signals the job's process group.
 let interruptRun = null;
+const INTERRUPTED_CODE = 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
 
 async function runCode(code) {
   try {
@@ -123,12 +147,17 @@ async function runCode(code) {
     const value = script.runInContext(context, { breakOnSigint: true });
     if (value && typeof value.then === 'function') {
       const interrupted = new Promise((resolve, reject) => {
-        interruptRun = () => reject(new Error('Script execution was interrupted by `SIGINT`'));
+        interruptRun = () => {
+          const err = new Error('Script execution was interrupted by `SIGINT`');
+          err.code = INTERRUPTED_CODE;
+          reject(err);
+        };
       });
       await Promise.race([value, interrupted]);
     }
   } catch (err) {
-    send('stderr', formatError(err));
+    sendText('stderr', formatError(err));
+    return err && err.code === INTERRUPTED_CODE ? INTERRUPTED : FAILED;
   } finally {
     interruptRun = null;
   }
@@ -136,12 +165,73 @@ async function runCode(code) {
 }
 
 function runShell(cmd) {
-  const res = childProcess.spawnSync('bash', ['-c', cmd], { stdio: ['ignore', 'inherit', 'inherit'] });
-  return { exitCode: res.status === null ? -1 : res.status };
+  // A session (so a process group) of its own, as the python driver's jobs: SIGINT reaches
+  // everything the job started, then SIGKILL.
+  return new Promise((resolve) => {
+    let interrupted = false;
+    let child;
+    try {
+      child = childProcess.spawn('bash', ['-c', cmd], {
+        stdio: ['ignore', 'inherit', 'inherit'], detached: true,
+      });
+    } catch (err) {
+      sendText('stderr', formatError(err));
+      resolve({ exitCode: 127 });
+      return;
+    }
+    const signalJob = (sig) => { try { process.kill(-child.pid, sig); } catch (e) { /* gone */ } };
+    interruptRun = () => {
+      interrupted = true;
+      signalJob('SIGINT');
+      setTimeout(() => signalJob('SIGKILL'), SHELL_GRACE_MS).unref();
+    };
+    child.on('error', (err) => {
+      interruptRun = null;
+      sendText('stderr', formatError(err));
+      resolve({ exitCode: 127 });
+    });
+    child.on('exit', (code, sig) => {
+      interruptRun = null;
+      if (interrupted) {
+        signalJob('SIGKILL'); // whatever it left in its group
+        resolve(INTERRUPTED);
+      } else {
+        resolve({ exitCode: code !== null ? code : 128 + (os.constants.signals[sig] || 0) });
+      }
+    });
+  });
 }
+
+// Child processes write to fd 1/2 directly (raw output): a sync frame once one has ended puts
+// that output where it belongs among the framed output.
+function syncAfter(fn) {
+  return function (...args) {
+    try { return fn.apply(this, args); } finally { send('sync'); }
+  };
+}
+for (const name of ['execSync', 'execFileSync', 'spawnSync']) {
+  childProcess[name] = syncAfter(childProcess[name]);
+}
+const spawnChild = childProcess.ChildProcess.prototype.spawn;
+childProcess.ChildProcess.prototype.spawn = function (...args) {
+  const result = spawnChild.apply(this, args);
+  this.once('exit', () => send('sync'));
+  return result;
+};
 
 const inbox = [];
 let busy = false;
+
+function configure(opts) {
+  try {
+    if (opts && typeof opts.cwd === 'string' && opts.cwd) process.chdir(opts.cwd);
+  } catch (err) {
+    // No kernel: the gateway sees this line and the exit before any ready.
+    sendText('stderr', formatError(err));
+    process.exit(1);
+  }
+  send('ready', { pid: process.pid });
+}
 
 async function pump() {
   if (busy) return;
@@ -149,33 +239,46 @@ async function pump() {
   while (inbox.length) {
     const msg = inbox.shift();
     if (msg.t === 'configure') {
-      if (msg.d && msg.d.cwd) process.chdir(msg.d.cwd);
-      send('ready', { pid: process.pid });
+      configure(msg.d);
     } else if (msg.t === 'complete') {
       send('completion', []);
     } else if (msg.t === 'exec') {
-      send('finished', await runCode(String(msg.d || '')));
+      send('finished', await runCode(String(msg.d == null ? '' : msg.d)));
     } else if (msg.t === 'shell') {
-      send('finished', runShell(String(msg.d || '')));
-    }
+      send('finished', await runShell(String(msg.d == null ? '' : msg.d)));
+    } // unknown kinds are ignored (the protocol's rule)
   }
   busy = false;
 }
 
 process.on('SIGINT', () => { if (interruptRun) interruptRun(); });
-process.on('uncaughtException', (err) => send('stderr', formatError(err)));
-process.on('unhandledRejection', (err) => send('stderr', formatError(err)));
+process.on('uncaughtException', (err) => sendText('stderr', formatError(err)));
+process.on('unhandledRejection', (err) => sendText('stderr', formatError(err)));
 
+// The frame decoder: a length above MAX_FRAME, a body that is not JSON, or an object without a
+// string kind make the channel unusable, and the driver ends (the protocol's rule).
 let pending = Buffer.alloc(0);
-const sock = new net.Socket({ fd: CTL, readable: true, writable: false });
-sock.on('data', (chunk) => {
-  pending = Buffer.concat([pending, chunk]);
+function decode(chunk) {
+  pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
   while (pending.length >= 4) {
     const size = pending.readUInt32BE(0);
+    if (size > MAX_FRAME) dieWithGroup();
     if (pending.length < 4 + size) break;
-    inbox.push(JSON.parse(pending.subarray(4, 4 + size).toString('utf8')));
+    let msg;
+    try { msg = JSON.parse(pending.subarray(4, 4 + size).toString('utf8')); } catch (e) {
+      dieWithGroup();
+    }
+    if (msg === null || typeof msg !== 'object' || Array.isArray(msg) || typeof msg.t !== 'string') {
+      dieWithGroup();
+    }
+    inbox.push({ t: msg.t, d: msg.d === undefined ? null : msg.d });
     pending = pending.subarray(4 + size);
   }
+}
+
+const sock = new net.Socket({ fd: CTL, readable: true, writable: false });
+sock.on('data', (chunk) => {
+  decode(chunk);
   pump();
 });
 sock.on('end', dieWithGroup);

@@ -1,8 +1,10 @@
 """Kernel driver for python3, lua5 and bash kernels (stdlib only; lua5 also needs ``lupa``).
 
-The gateway runs this file's source with ``python -u -c``. It talks to the gateway over the
-socket whose fd is in ``SORNA_CTL_FD`` (4-byte big-endian length + JSON frames) and leaves
-fd 1 and fd 2 as raw pipes that the gateway also reads, for output of subprocesses and C code.
+The gateway runs this file's source with ``python -u -c <source> <path of framing.py>``. It
+speaks the driver protocol (``sorna_sdk/local/runtime/protocol.py``) over the socket whose fd
+is in ``SORNA_CTL_FD``, with the frame codec of ``framing.py`` (the gateway's own, loaded by
+path: this source cannot import the SDK), and leaves fd 1 and fd 2 as raw pipes that the
+gateway also reads, for output of subprocesses and C code.
 
 Rich output from Python code: the name ``sorna`` is predefined in the kernel namespace (it is
 also importable as ``sorna_display``)::
@@ -20,23 +22,42 @@ import builtins
 import codecs
 import contextlib
 import getpass
+import importlib.util
 import io
-import json
 import os
 import queue
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 import traceback
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_CHUNK = 64 * 1024
+
+def _load_framing() -> types.ModuleType:
+    """The gateway's frame codec, ``framing.py``: its path is this driver's first argument."""
+    if len(sys.argv) > 1:
+        path = sys.argv.pop(1)  # kernel code sees sys.argv == ["-c"], as for any -c program
+    else:  # run as a file (by hand, for debugging): the codec is next to it
+        path = os.path.join(os.path.dirname(os.path.abspath(globals()["__file__"])), "framing.py")
+    spec = importlib.util.spec_from_file_location("_sorna_framing", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"python_driver: cannot load the frame codec from {path!r}")
+    codec = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(codec)
+    return codec
+
+
+if TYPE_CHECKING:
+    from sorna_sdk.local.runtime.drivers import framing
+else:
+    framing = _load_framing()
+
+_RECV = 64 * 1024
 _FLUSH_AT = 8 * 1024
 _TICK = 0.05
 
@@ -44,7 +65,7 @@ _ctl = socket.socket(fileno=int(os.environ.pop("SORNA_CTL_FD")))
 # Grandchildren must not hold the control socket, or its EOF would not mean "gateway gone".
 os.set_inheritable(_ctl.fileno(), False)
 _send_lock = threading.Lock()
-_inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+_inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
 _input: queue.Queue[str] = queue.Queue()
 _executing = False
 _busy = threading.Event()
@@ -72,10 +93,10 @@ def _kill_group_and_exit() -> None:
 
 
 def send(kind: str, data: Any = None) -> None:
-    body = json.dumps({"t": kind, "d": data}).encode("utf-8")
+    frame = framing.encode_frame(kind, data)
     with _send_lock:
         try:
-            _ctl.sendall(struct.pack(">I", len(body)) + body)
+            _ctl.sendall(frame)
         except OSError:
             _kill_group_and_exit()
 
@@ -111,8 +132,8 @@ class _Output:
         text = "".join(self.parts)
         self.parts = []
         self.size = 0
-        for start in range(0, len(text), _CHUNK):
-            send(self.kind, text[start : start + _CHUNK])
+        for piece in framing.text_chunks(text):
+            send(self.kind, piece)
 
 
 OUT = _Output()
@@ -250,29 +271,29 @@ def _on_sigint(signum: int, frame: Any) -> None:
 
 
 def _reader() -> None:
-    buf = b""
+    decoder = framing.FrameDecoder()
     while True:
         try:
-            chunk = _ctl.recv(_CHUNK)
+            chunk = _ctl.recv(_RECV)
         except OSError:
             chunk = b""
         if not chunk:
-            _kill_group_and_exit()
-        buf += chunk
-        while len(buf) >= 4:
-            (size,) = struct.unpack(">I", buf[:4])
-            if len(buf) < 4 + size:
-                break
-            msg = json.loads(buf[4 : 4 + size])
-            buf = buf[4 + size :]
-            if msg.get("t") == "input":
-                _input.put(str(msg.get("d") or ""))
+            _kill_group_and_exit()  # EOF: the gateway closed the channel or is gone
+        try:
+            frames = decoder.feed(chunk)
+        except framing.FrameError:
+            _kill_group_and_exit()  # the channel is unusable from here on
+        for kind, data in frames:
+            if kind == "input":
+                _input.put(str(data or ""))
             else:
-                _inbox.put(msg)
+                _inbox.put((kind, data))
 
 
 #: ``finished`` options of a query that failed: lets clients (``sorna run``) exit non-zero.
 FAILED: dict[str, int] = {"exitCode": 1}
+#: ``finished`` options of a run that SIGINT ended.
+INTERRUPTED: dict[str, int] = {"exitCode": framing.SIGINT_EXIT}
 
 
 class Kernel:
@@ -294,12 +315,14 @@ def shell(cmd: str) -> int:
     """Run ``bash -c cmd`` with the driver's fds 1 and 2; stdin is /dev/null.
 
     The job gets a process group of its own, so that an interrupt reaches everything it
-    started (SIGINT first, as a terminal would send it, then SIGKILL).
+    started (SIGINT first, as a terminal would send it, then SIGKILL). Its status is the
+    shell's: the exit code, or 128 + N for a job that signal N killed.
     """
     OUT.flush()
     proc = subprocess.Popen(["bash", "-c", cmd], stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        return proc.wait()
+        status = proc.wait()
+        return 128 - status if status < 0 else status
     except BaseException:
         _end_job(proc)
         raise
@@ -346,7 +369,7 @@ class PythonKernel(Kernel):
             while tb is not None and tb.tb_frame.f_code.co_filename != "<input>":
                 tb = tb.tb_next
             sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
-            return FAILED
+            return INTERRUPTED if isinstance(exc, KeyboardInterrupt) else FAILED
         return None
 
     def complete(self, text: str) -> list[str]:
@@ -377,8 +400,8 @@ class LuaKernel(Kernel):
         def lua_print(*args: Any) -> None:
             OUT.write("stdout", "\t".join(str(tostring(a)) for a in args) + "\n")
 
-        def lua_write(text: Any) -> None:
-            OUT.write("stdout", str(text))
+        def lua_write(kind: Any, text: Any) -> None:
+            OUT.write("stderr" if kind == "stderr" else "stdout", str(text))
 
         def lua_read(fmt: Any = "l") -> Any:
             fmt = str(fmt or "l").lstrip("*")
@@ -390,22 +413,54 @@ class LuaKernel(Kernel):
                     return None
             return line + "\n" if fmt.startswith("L") else line
 
+        def lua_sync() -> None:
+            OUT.flush()
+            send("sync")
+
+        # io.write, io.stdout and io.stderr become framed streams (so that their order with
+        # print is exact); io.read and io.stdin ask the client; os.execute's child writes to
+        # the raw fds, so framed output is flushed before it and a sync frame follows it.
         setup = self.runtime.execute(
             """
-            return function(pyprint, pywrite, pyread)
-              print = pyprint
-              io.write = function(...)
-                local t = table.pack(...)
-                for i = 1, t.n do pywrite(tostring(t[i])) end
-                return io.stdout
+            return function(pyprint, pywrite, pyread, pyflush, pysync)
+              local function stream(kind)
+                local f = {}
+                function f:write(...)
+                  local t = table.pack(...)
+                  for i = 1, t.n do pywrite(kind, tostring(t[i])) end
+                  return self
+                end
+                function f:flush() return self end
+                function f:setvbuf() return true end
+                function f:close() return nil, "cannot close standard file" end
+                function f:seek() return nil, "Illegal seek", 29 end
+                return setmetatable(f, {__name = "FILE*"})
               end
+              local stdout, stderr = stream("stdout"), stream("stderr")
+              local stdin = {}
+              function stdin:read(fmt) return pyread(fmt) end
+              function stdin:lines(fmt) return function() return pyread(fmt) end end
+              function stdin:close() return nil, "cannot close standard file" end
+              setmetatable(stdin, {__name = "FILE*"})
+              io.stdout, io.stderr, io.stdin = stdout, stderr, stdin
+              print = pyprint
+              io.write = function(...) return stdout:write(...) end
               io.read = function(fmt) return pyread(fmt) end
               os.exit = function() error("os.exit() is disabled in this kernel", 2) end
-              io.stdout:setvbuf("no")
+              local execute = os.execute
+              os.execute = function(...)
+                pyflush()
+                local r = table.pack(execute(...))
+                pysync()
+                return table.unpack(r, 1, r.n)
+              end
+              local popen = io.popen
+              io.popen = function(...) pyflush() return popen(...) end
+              io.output():setvbuf("no")
             end
             """
         )
-        setup(lua_print, lua_write, lua_read)
+        setup(lua_print, lua_write, lua_read, OUT.flush, lua_sync)
         # Lua has no signals: a debug hook returns to Python every so often, which lets the
         # SIGINT handler raise KeyboardInterrupt inside a busy Lua loop.
         self.runtime.execute(
@@ -462,26 +517,35 @@ def _serve() -> None:
     kernel: Kernel = Kernel()
     while True:
         try:
-            msg = _inbox.get()
-            kind, data = msg.get("t"), msg.get("d")
+            kind, data = _inbox.get()
             if kind == "configure":
-                kernel = _configure(data or {})
+                try:
+                    kernel = _configure(data if isinstance(data, dict) else {})
+                except Exception:
+                    # No kernel (lupa missing, an unknown language): the gateway sees the
+                    # reason's last line and the exit before any ready.
+                    sys.stderr.write("".join(traceback.format_exc()))
+                    OUT.flush()
+                    os._exit(1)
                 send("ready", {"pid": os.getpid()})
                 continue
             if kind == "complete":
                 data = data if isinstance(data, dict) else {}
-                prefix = _completion_prefix(str(data.get("code") or ""), data.get("options") or {})
+                opts = data.get("options")
+                prefix = _completion_prefix(
+                    str(data.get("code") or ""), opts if isinstance(opts, dict) else {}
+                )
                 send("completion", kernel.complete(prefix) if prefix else [])
                 continue
             if kind not in ("exec", "shell"):
-                continue
+                continue  # unknown kinds are ignored (the protocol's rule)
             result: Any = None
             _executing = True
             _busy.set()
             try:
                 if kind == "exec":
                     result = kernel.run(str(data or ""))
-                elif kind == "shell":
+                else:
                     result = {"exitCode": shell(str(data or ""))}
             finally:
                 _executing = False
@@ -489,15 +553,16 @@ def _serve() -> None:
             OUT.flush()
             send("finished", result)
         except KeyboardInterrupt:
-            # A SIGINT that raced with the end of an execution.
+            # SIGINT ended a run outside the kernel's own handling (a Lua hook, a shell job),
+            # or raced with the end of an execution.
             sys.stderr.write("KeyboardInterrupt\n")
             OUT.flush()
-            send("finished", None)
+            send("finished", INTERRUPTED)
         except Exception:
             # A driver fault must not end the kernel; report it like user errors.
             sys.stderr.write("[driver error]\n" + traceback.format_exc())
             OUT.flush()
-            send("finished", None)
+            send("finished", FAILED)
 
 
 def main() -> None:
