@@ -14,13 +14,13 @@ From a shell: ``python -m sorna_sdk.local serve`` (or ``sorna local serve``).
 
 from __future__ import annotations
 
-try:
-    import aiohttp  # noqa: F401
-except ImportError as exc:
+import importlib.util
+
+if importlib.util.find_spec("aiohttp") is None:
     raise ImportError(
         "sorna_sdk.local needs the optional dependencies of the local gateway: "
         "pip install 'sorna-sdk[local]'"
-    ) from exc
+    )
 
 from .gateway import GatewaySettings as GatewaySettings
 from .gateway import LocalGateway as LocalGateway

@@ -24,10 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from aiohttp import web
-
 from .http.app import ServerLimits, create_app
 from .http.connections import ConnectionGuard, ConnectionLimits
+from .http.listener import HttpListener
 from .http.ratelimit import Throttle
 from .keys import Keypair, default_keypair_path, generate_keypair, load_or_create_keypair
 from .runtime import sandbox as _sandbox
@@ -131,8 +130,7 @@ class LocalGateway:
         base = settings or GatewaySettings()
         self.settings = base.replace(**changes) if changes else base
         self._keypair = _keypair(self.settings)
-        self._runner: web.AppRunner | None = None
-        self._listener: asyncio.AbstractServer | None = None
+        self._listener: HttpListener | None = None
         self._guard: ConnectionGuard | None = None
         self._accept_log: _AcceptErrorLog | None = None
         self._registry: KernelRegistry | None = None
@@ -141,7 +139,7 @@ class LocalGateway:
         self._sandbox: Literal["bwrap", "none"] | None = None
 
     def __repr__(self) -> str:
-        state = self.endpoint if self._runner else "not started"
+        state = self.endpoint if self._listener else "not started"
         return f"<LocalGateway {state} as {self.access_key}>"
 
     @property
@@ -195,7 +193,7 @@ class LocalGateway:
 
     async def start(self) -> None:
         """Start the kernel registry, then listen; on failure, undo what was started."""
-        if self._runner is not None:
+        if self._listener is not None:
             raise RuntimeError("the gateway is already started")
         settings = self.settings
         loop = asyncio.get_running_loop()
@@ -223,27 +221,15 @@ class LocalGateway:
                 _server_limits(settings),
                 guard=guard,
             )
-            self._runner = web.AppRunner(
-                app,
-                handle_signals=False,
-                shutdown_timeout=settings.shutdown_timeout,
-                access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-                keepalive_timeout=settings.keepalive_timeout,
-                # A client that went away (Ctrl-C in `sorna run`) must not have its execute
-                # collect the output the next call is waiting for; the runtime is cancel-safe.
-                handler_cancellation=True,
-            )
-            await self._runner.setup()
-            server = self._runner.server
-            assert server is not None
-            # Our own listener rather than a TCPSite: its protocol factory is the guard's.
-            self._listener = await loop.create_server(
-                guard.protocol_factory(server),
+            self._listener = HttpListener(app, guard)
+            self._port = await self._listener.start(
                 settings.host,
                 settings.port,
+                shutdown_timeout=settings.shutdown_timeout,
+                keepalive_timeout=settings.keepalive_timeout,
+                access_log=settings.access_log,
                 backlog=min(max(settings.max_connections, 128), 4096),
             )
-            self._port = _bound_port(self._listener)
         except BaseException:
             await self.close()
             raise
@@ -259,14 +245,11 @@ class LocalGateway:
     async def close(self) -> None:
         """Stop listening, end every kernel process and remove the temporary root."""
         listener, self._listener = self._listener, None
-        runner, self._runner = self._runner, None
         registry, self._registry = self._registry, None
         accept_log, self._accept_log = self._accept_log, None
         try:
             if listener is not None:
-                listener.close()  # no new connections; runner.cleanup() ends the open ones
-            if runner is not None:
-                await runner.cleanup()
+                await listener.close()
         finally:
             try:
                 if registry is not None:
@@ -455,14 +438,6 @@ def _server_limits(settings: GatewaySettings) -> ServerLimits:
         max_upload_files=settings.max_upload_files,
         max_upload_bytes=settings.max_upload_bytes,
     )
-
-
-def _bound_port(listener: asyncio.AbstractServer) -> int:
-    for sock in getattr(listener, "sockets", None) or ():
-        address = sock.getsockname()
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    raise RuntimeError("the gateway is not bound to a TCP port")
 
 
 def _resolve_sandbox(mode: _SandboxMode) -> Literal["bwrap", "none"]:
