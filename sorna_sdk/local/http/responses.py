@@ -21,5 +21,10 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
 
 
 def no_content() -> web.Response:
-    """A 204: no body, and (RFC 9110 §8.6) no Content-Length either."""
-    return web.Response(status=204)
+    """A 204 with no body.
+
+    sorna-client 0.9.8 reads Content-Type and Content-Length of every answer, as the 2017
+    server sent them: the Content-Type is set here, and ``Content-Length: 0`` is put back
+    by the connection guard (``connections._Head204Fix``) after aiohttp removes it.
+    """
+    return web.Response(status=204, content_type="application/octet-stream")
