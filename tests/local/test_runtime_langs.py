@@ -3,6 +3,7 @@ records (``languages.py``) and what is derived from them."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -210,7 +211,7 @@ def test_resolve_image_refuses_and_lists_the_accepted_images(ref: str) -> None:
 
 def test_an_unavailable_language_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
     lua = next(lang for lang in LANGUAGES if lang.name == "lua5")
-    gone = Language(**{**lua.__dict__, "requires": (languages.module("no_such_module_x"),)})
+    gone = dataclasses.replace(lua, requires=(languages.module("no_such_module_x"),))
     monkeypatch.setattr(languages, "LANGUAGES", (*LANGUAGES[:1], gone, *LANGUAGES[2:]))
     languages.available_languages.cache_clear()
     try:
@@ -272,7 +273,7 @@ async def test_plan_clean_default_follows_the_record(
 ) -> None:
     bash = next(lang for lang in LANGUAGES if lang.name == "bash")
     rules = BatchDefaults(clean=(("Makefile", "make clean"),), build=bash.batch.build)
-    changed = Language(**{**bash.__dict__, "batch": rules})
+    changed = dataclasses.replace(bash, batch=rules)
     monkeypatch.setattr("sorna_sdk.local.runtime.batch.LANGUAGES", (changed,))
     assert (await plan("bash", tmp_path, {"clean": "*"})).clean is None  # no Makefile
     (tmp_path / "Makefile").write_text("clean:\n")

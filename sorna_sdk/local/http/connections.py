@@ -355,4 +355,3 @@ def _with_length(data: bytes) -> bytes:
     if end < 0 or b"\r\ncontent-length:" in data[:end].lower():
         return data
     return data[:end] + b"\r\nContent-Length: 0" + data[end:]
-
