@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_LOCAL := $(VENV)/.installed-local
 
-.PHONY: test lint typecheck pytest docs demo bench interop interop-backendai clean
+.PHONY: test lint typecheck pytest docs demo bench interop interop-backendai interop-backendai-client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ interop: $(STAMP_LOCAL)
 ## make interop-backendai: the public API against a real Backend.AI 26.9.6 manager and Docker agent
 interop-backendai: $(STAMP_LOCAL)
 	bash tests/interop/run-backendai.sh
+
+## make interop-backendai-client: the unmodified backend.ai-client 26.9.6 against the gateway
+interop-backendai-client: $(STAMP_LOCAL)
+	bash tests/interop/run-backendai-client.sh
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache

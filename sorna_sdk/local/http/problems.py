@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -18,7 +19,8 @@ class HttpProblem(Exception):
     """A client-visible error raised by the HTTP layer itself.
 
     ``problem`` names an entry of ``sorna_sdk._problems``; ``detail`` says what was wrong;
-    ``title`` replaces the whole Sorna title when given; ``status`` overrides the table's.
+    ``title`` replaces the whole Sorna title when given; ``status`` overrides the table's;
+    ``data`` is Backend.AI's machine-readable detail.
     """
 
     def __init__(
@@ -29,6 +31,7 @@ class HttpProblem(Exception):
         title: str | None = None,
         status: int | None = None,
         headers: Mapping[str, str] | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(title or detail or problem)
         self.problem = by_name(problem)
@@ -36,6 +39,8 @@ class HttpProblem(Exception):
         self.title = title
         self.status = status
         self.headers = dict(headers or {})
+        #: Backend.AI's ``data`` member (e.g. ``existingSessionId``); Sorna has none.
+        self.data = dict(data) if data is not None else None
 
 
 def auth_problem(detail: str) -> HttpProblem:
@@ -54,13 +59,14 @@ def problem_response(dialect: WireDialect, error: HttpProblem | GatewayProblem) 
     detail: str | None
     title: str | None
     status: int | None
+    data: dict[str, Any] | None = None
     if isinstance(error, GatewayProblem):
         problem, detail, title, status = by_name(error.problem), None, error.title, None
         headers: dict[str, str] = {}
     else:
         problem, detail, title, status = error.problem, error.detail, error.title, error.status
-        headers = error.headers
-    body = dialect.problem_body(problem, detail, title)
+        headers, data = error.headers, error.data
+    body = dialect.problem_body(problem, detail, title, data)
     response = web.Response(
         body=json.dumps(body).encode(),
         status=status or dialect.spelling(problem).status,

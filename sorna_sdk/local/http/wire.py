@@ -43,7 +43,11 @@ class WireDialect:
         return spelling
 
     def problem_body(
-        self, problem: Problem, detail: str | None, title: str | None
+        self,
+        problem: Problem,
+        detail: str | None,
+        title: str | None,
+        data: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The JSON body of an error answer.
 
@@ -62,6 +66,8 @@ class WireDialect:
         message = title or detail
         if message:
             body["msg"] = message
+        if data is not None:
+            body["data"] = dict(data)
         return body
 
     def rate_headers(self, rate: RateState) -> dict[str, str]:

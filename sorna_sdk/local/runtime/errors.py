@@ -11,6 +11,7 @@ __all__ = [
     "KernelNotFound",
     "QuotaExceeded",
     "ServiceUnavailable",
+    "SessionExists",
     "UnknownLanguage",
 ]
 
@@ -52,6 +53,17 @@ class KernelBusy(GatewayProblem):
 
     status = 409
     problem = "kernel-busy"
+
+
+class SessionExists(GatewayProblem):
+    """A session of that name exists and the caller asked not to reuse it."""
+
+    status = 400
+    problem = "session-already-exists"
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__("The session already exists but you requested not to reuse existing one.")
+        self.existing_id = existing_id
 
 
 class QuotaExceeded(GatewayProblem):

@@ -18,10 +18,12 @@ Semantics worth knowing:
 * The exec timeout is a wall-clock budget per run; time spent in ``waiting-input`` is not
   charged. On expiry the process group is killed, the result is ``exec-timeout`` and the
   kernel is destroyed.
-* Batch mode runs ``build`` then ``exec`` with ``bash -c`` in the work dir (stdin is
-  /dev/null); ``buildLog: false`` hides the build's stdout but keeps its stderr. A failing
-  build ends the run with ``finished`` and a ``[build failed: exit code N]`` line.
-  ``finished`` of a batch step carries ``options: {"exitCode": N}``.
+* Batch mode runs ``clean``, ``build`` then ``exec`` (those given) with ``bash -c`` in the
+  work dir (stdin is /dev/null); a step before the last answers ``clean-finished`` or
+  ``build-finished`` and the next ``continue`` (an empty query) runs the next step.
+  ``buildLog: false`` hides the build's stdout but keeps its stderr. A failing clean or build
+  ends the run with ``finished`` and a ``[build failed: exit code N]`` line. Every step's
+  answer carries ``options: {"exitCode": N}``.
 * bash kernels run each query as a separate ``bash -c`` in the work dir: files persist,
   shell variables do not. Their stdout/stderr interleaving is only as exact as two pipes allow.
 * The kernel's terminal (``terminal.py``, the PTY stream) is a separate ``bash -i`` in the same
@@ -36,11 +38,14 @@ import enum
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from sorna_sdk.local.runtime import browse
 from sorna_sdk.local.runtime.batch import BatchPlan, plan
+from sorna_sdk.local.runtime.browse import Listing
 from sorna_sdk.local.runtime.errors import (
     InvalidParameters,
     KernelBusy,
@@ -70,6 +75,8 @@ COMPLETE_TIMEOUT: Final = 5.0
 INTERRUPT_GRACE: Final = 1.0
 #: Exit status reported for an interrupted run (as a shell reports SIGINT).
 INTERRUPTED_EXIT: Final = 130
+#: Characters of console text a kernel keeps for ``logs()`` (the newest).
+LOG_CHARS: Final = 256 * 1024
 
 
 class _State(enum.Enum):
@@ -104,12 +111,26 @@ class LocalKernel:
         launcher: DriverLauncher,
         proc: DriverProcess,
         on_gone: Callable[[LocalKernel], None],
+        name: str = "",
+        environ: Mapping[str, str] | None = None,
+        resources: Mapping[str, str] | None = None,
+        image: str = "",
     ) -> None:
         self.kernel_id = kernel_id
         self.owner = owner
         self.lang = lang
         self.workdir = workdir
         self.limits = limits
+        #: The token (Backend.AI: session name) it was created under.
+        self.name = name
+        #: Resources the creator asked for, as given (reported by info, not enforced).
+        self.resources: dict[str, str] = dict(resources or {})
+        #: The image reference it was created with (Backend.AI), ``""`` if by language.
+        self.image = image
+        #: Extra environment of the kernel's driver and terminal (kept across restarts).
+        self.environ: dict[str, str] = dict(environ or {})
+        self._log: deque[str] = deque()
+        self._log_chars = 0
         self._settings = settings
         self._launcher = launcher
         self._on_gone = on_gone
@@ -121,6 +142,7 @@ class LocalKernel:
         self._state = _State.IDLE
         self._phase = "query"
         self._plan: BatchPlan | None = None
+        self._steps: list[tuple[str, str]] = []  # batch steps still to run
         self._before: OutputSnapshot = EMPTY_SNAPSHOT
         self._timed_out = False
         self._budget = limits.exec_timeout
@@ -140,6 +162,11 @@ class LocalKernel:
         self._attach(proc)
 
     # ---- public API -----------------------------------------------------------------------
+
+    @property
+    def created_at(self) -> float:
+        """When the kernel was created (seconds since the epoch)."""
+        return self._created_wall
 
     @property
     def pid(self) -> int:
@@ -212,12 +239,13 @@ class LocalKernel:
             if self._state is _State.IDLE:
                 if mode == "batch":
                     batch = await plan(self.lang, self.workdir, opts)
-                    step = batch.build or batch.exec
-                    if step is None:
+                    steps = batch.steps
+                    if not steps:
                         return self._idle_result()
                     self._plan = batch
-                    await self._begin("build" if batch.build else "exec")
-                    proc.send("shell", step)
+                    self._steps = steps[1:]
+                    await self._begin(steps[0][0])
+                    proc.send("shell", steps[0][1])
                 elif code == "":
                     return self._idle_result()
                 else:
@@ -228,12 +256,12 @@ class LocalKernel:
                 self._state = _State.RUNNING
                 self._arm()
             elif self._state is _State.BUILT:
-                assert self._plan is not None and self._plan.exec is not None
-                self._phase = "exec"
+                phase, command = self._steps.pop(0)
+                self._phase = phase
                 self._state = _State.RUNNING
                 self._budget = self.limits.exec_timeout
                 self._arm()
-                proc.send("shell", self._plan.exec)
+                proc.send("shell", command)
             return await self._collect()
 
     async def restart(self) -> None:
@@ -249,13 +277,16 @@ class LocalKernel:
             self._attach(proc)
             self._state = _State.IDLE
             self._plan = None
+            self._steps = []
             if self._terminal is not None:
                 await self._terminal.restart()  # fresh state includes a fresh shell
 
     async def _relaunch(self) -> DriverProcess:
         """A fresh driver for this kernel; 404 if the kernel was destroyed meanwhile."""
         try:
-            proc = await self._launcher.launch(self.lang, self.workdir, self.limits.max_mem_kib)
+            proc = await self._launcher.launch(
+                self.lang, self.workdir, self.limits.max_mem_kib, self.environ
+            )
         except KernelCreationFailed:
             if self._state is _State.DEAD:
                 raise KernelNotFound(self.gone_reason) from None
@@ -273,6 +304,7 @@ class LocalKernel:
         if self._terminal is None:
             self._terminal = Terminal(
                 self.workdir,
+                env=self.environ,
                 sandbox=self._launcher.sandbox,
                 max_mem_kib=self.limits.max_mem_kib,
             )
@@ -299,6 +331,12 @@ class LocalKernel:
             created_at=self._created_wall,
         )
 
+    def logs(self) -> str:
+        """What the kernel printed (stdout and stderr of every run), the newest 256 Ki chars."""
+        self._require()
+        text = "".join(self._log)
+        return text[-LOG_CHARS:]
+
     @property
     def state(self) -> KernelState:
         """Where the kernel's current run stands."""
@@ -319,6 +357,34 @@ class LocalKernel:
             max_files=self._settings.max_upload_files,
             max_bytes=self._settings.max_upload_bytes,
         )
+
+    async def list_files(self, path: str) -> Listing:
+        """The entries of a folder of the work dir (see :mod:`.browse`)."""
+        self._require()
+        self.touch()
+        return await asyncio.to_thread(browse.list_dir, self.workdir, path)
+
+    async def download(self, paths: Sequence[str]) -> list[bytes]:
+        """One tar archive per path (files or folders of the work dir)."""
+        self._require()
+        self.touch()
+        for path in paths:
+            browse.split_path(path)  # refuse a bad path before reading anything
+
+        def archives() -> list[bytes]:
+            left, parts = browse.MAX_DOWNLOAD_BYTES, []
+            for path in paths:
+                parts.append(browse.archive(self.workdir, path, left))
+                left -= len(parts[-1])
+            return parts
+
+        return await asyncio.to_thread(archives)
+
+    async def read_file(self, path: str) -> bytes:
+        """The content of one regular file of the work dir."""
+        self._require()
+        self.touch()
+        return await asyncio.to_thread(browse.read_file, self.workdir, path)
 
     async def shutdown(self, reason: str) -> None:
         """End the driver's process tree and remove the work dir."""
@@ -459,13 +525,15 @@ class LocalKernel:
             self._mark_dead(f"kernel {self.kernel_id} terminated ({detail})")
             return self._result("finished", console, files=await self._new_files(console))
         opts = control.data if isinstance(control.data, dict) else None
-        if self._phase == "build":
+        if self._phase in ("clean", "build"):
             code = opts.get("exitCode") if opts else 0
             if code:
-                _append(console, "stderr", f"[build failed: exit code {code}]\n")
-            elif self._plan is not None and self._plan.exec is not None:
+                _append(console, "stderr", f"[{self._phase} failed: exit code {code}]\n")
+                self._steps = []
+            elif self._steps:
                 self._state = _State.BUILT
-                return self._result("build-finished", console, opts)
+                status: RunStatus = "clean-finished" if self._phase == "clean" else "build-finished"
+                return self._result(status, console, opts)
         self._state = _State.IDLE
         files = await self._new_files(console)
         return self._result("finished", console, opts, files)
@@ -497,7 +565,16 @@ class LocalKernel:
         options: dict[str, Any] | None = None,
         files: Sequence[str] = (),
     ) -> RunResult:
+        self._keep_log(console)
         return RunResult(status, console, options, list(files), self._run_id)
+
+    def _keep_log(self, console: list[list[Any]]) -> None:
+        for kind, data in console:
+            if kind in ("stdout", "stderr") and isinstance(data, str) and data:
+                self._log.append(data)
+                self._log_chars += len(data)
+        while self._log_chars > LOG_CHARS and len(self._log) > 1:
+            self._log_chars -= len(self._log.popleft())
 
     def _idle_result(self) -> RunResult:
         # Output that arrived while idle (background threads, timers) goes to the next call.

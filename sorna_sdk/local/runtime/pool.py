@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import resource
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -72,8 +73,14 @@ class DriverLauncher:
     async def start(self) -> None:
         self._schedule_refill()
 
-    async def launch(self, lang: str, workdir: Path, max_mem_kib: int) -> DriverProcess:
-        """A driver for ``lang`` running in ``workdir`` with its limits applied."""
+    async def launch(
+        self,
+        lang: str,
+        workdir: Path,
+        max_mem_kib: int,
+        environ: Mapping[str, str] | None = None,
+    ) -> DriverProcess:
+        """A driver for ``lang`` running in ``workdir`` with its limits and ``environ``."""
         record = available_languages()[lang]
         proc: DriverProcess | None = None
         if record.driver in self._pools:
@@ -81,7 +88,7 @@ class DriverLauncher:
             self._schedule_refill()
         if proc is None:
             proc = self.spawn(lang, workdir, max_mem_kib)
-        proc.send("configure", configure_data(lang, str(workdir), max_mem_kib))
+        proc.send("configure", configure_data(lang, str(workdir), max_mem_kib, environ))
         try:
             await asyncio.wait_for(self._ready(proc), READY_TIMEOUT)
         except BaseException as exc:

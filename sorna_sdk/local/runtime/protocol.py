@@ -43,10 +43,12 @@ Unknown kinds are ignored by both sides.
 Gateway to driver
 =================
 
-``configure``: :class:`ConfigureData` ``{"lang", "cwd", "max_mem_kib"}``
-    Always the first frame, sent once. The driver changes to ``cwd``, sets up the kernel of
-    ``lang`` (a canonical name) and answers ``ready``. ``max_mem_kib`` is informational (the
-    limit is already applied). A pooled driver waits for this frame in the kernels' root.
+``configure``: :class:`ConfigureData` ``{"lang", "cwd", "max_mem_kib", "environ"}``
+    Always the first frame, sent once. The driver changes to ``cwd``, adds ``environ`` (a
+    string-to-string object: the session's environment, Backend.AI's ``config.environ``) to
+    its environment, sets up the kernel of ``lang`` (a canonical name) and answers ``ready``.
+    ``max_mem_kib`` is informational (the limit is already applied). A pooled driver waits
+    for this frame in the kernels' root.
 ``exec``: ``str``
     Run the code in the kernel's persistent state. The driver answers with output frames,
     possibly ``waiting-input`` (then ``input``) rounds, and exactly one ``finished``.
@@ -130,6 +132,7 @@ Signals and the end
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeAlias, TypedDict, get_args
 
 from sorna_sdk.local.runtime.drivers.framing import (
@@ -200,6 +203,7 @@ class ConfigureData(TypedDict):
     lang: str
     cwd: str
     max_mem_kib: int
+    environ: dict[str, str]
 
 
 class CompleteOptions(TypedDict, total=False):
@@ -236,9 +240,11 @@ class FinishedData(TypedDict, total=False):
     exitCode: int
 
 
-def configure_data(lang: str, cwd: str, max_mem_kib: int) -> ConfigureData:
+def configure_data(
+    lang: str, cwd: str, max_mem_kib: int, environ: Mapping[str, str] | None = None
+) -> ConfigureData:
     """The data of a ``configure`` frame."""
-    return {"lang": lang, "cwd": cwd, "max_mem_kib": max_mem_kib}
+    return {"lang": lang, "cwd": cwd, "max_mem_kib": max_mem_kib, "environ": dict(environ or {})}
 
 
 # ---- reading what a driver sent (a driver is not trusted: wrong shapes get defaults) -------

@@ -225,6 +225,11 @@ let busy = false;
 function configure(opts) {
   try {
     if (opts && typeof opts.cwd === 'string' && opts.cwd) process.chdir(opts.cwd);
+    if (opts && opts.environ && typeof opts.environ === 'object') {
+      for (const [key, value] of Object.entries(opts.environ)) {
+        if (!key.includes('=')) process.env[key] = String(value);
+      }
+    }
   } catch (err) {
     // No kernel: the gateway sees this line and the exit before any ready.
     sendText('stderr', formatError(err));

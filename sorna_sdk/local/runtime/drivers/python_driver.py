@@ -501,6 +501,9 @@ def _configure(opts: dict[str, Any]) -> Kernel:
     cwd = str(opts.get("cwd") or os.getcwd())
     os.chdir(cwd)
     sys.path[0] = cwd
+    environ = opts.get("environ")
+    if isinstance(environ, dict):
+        os.environ.update({str(k): str(v) for k, v in environ.items() if "=" not in str(k)})
     # Memory, process and core limits were set by the supervisor before this process ran.
     return _KERNELS[str(opts.get("lang") or "python3")]()
 

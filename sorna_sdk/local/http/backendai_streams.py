@@ -1,0 +1,177 @@
+"""Backend.AI's streams: the execute WebSocket and session events over SSE.
+
+Execute (``/stream/session/{id}/execute``): the client's first frame is ``{"code", "mode",
+"options"}``; the server answers with a result frame per flush and continues the run itself,
+reads a plain text frame after ``waiting-input``, and closes after the last frame. Errors
+are frames ``{"status": "error", "msg": ...}``; a client that leaves interrupts its run.
+
+Events (``/events/session``): ``event: session_started`` / ``data: {...}`` blocks as they
+happen (no ``id:`` fields, as the real server), a comment line every 15 s of silence, and
+``server_close`` when the gateway shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any, Final
+
+from aiohttp import WSMsgType, web
+
+from ..runtime.errors import GatewayProblem
+from ..runtime.events import EventHub, LifecycleEvent
+from .backendai_render import event_data, stream_frame
+from .problems import HttpProblem
+from .runtime_api import KernelHandle
+
+__all__ = ["serve_events", "serve_execute"]
+
+log = logging.getLogger(__name__)
+
+#: Largest client frame of the execute stream (code or one input line).
+MAX_EXECUTE_FRAME: Final = 8 * 1024 * 1024
+#: How long the first frame may take to arrive.
+START_TIMEOUT: Final = 30.0
+#: Seconds of silence after which an event stream sends a comment (and notices a gone peer).
+KEEPALIVE: Final = 15.0
+_LAST: Final = frozenset({"finished", "exec-timeout", "interrupted"})
+#: Kernel events mirrored from session events (scope ``kernel``).
+_KERNEL_EVENTS: Final = {
+    "session_started": "kernel_started",
+    "session_terminating": "kernel_terminating",
+    "session_terminated": "kernel_terminated",
+    "session_cancelled": "kernel_cancelled",
+}
+
+
+async def serve_execute(request: web.Request, kernel: KernelHandle) -> web.StreamResponse:
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_EXECUTE_FRAME)
+    if not ws.can_prepare(request).ok:
+        raise HttpProblem("bad-request", "WebSocket upgrade expected.")
+    await ws.prepare(request)
+    running = False
+    try:
+        start = await _start(ws)
+        if start is None:
+            return ws
+        code, mode, options = start
+        running = True
+        result = await kernel.execute(mode, code, options)
+        while True:
+            await ws.send_str(json.dumps(stream_frame(result)))
+            if result.status in _LAST:
+                running = False
+                break
+            if result.status == "waiting-input":
+                line = await _input(ws)
+                if line is None:
+                    return ws  # the client left: the run is interrupted below
+                result = await kernel.execute("query", line, None)
+            else:  # continued, clean-finished, build-finished: the server continues
+                result = await kernel.execute("query", "", None)
+    except GatewayProblem as exc:
+        running = False
+        await _error(ws, f"BackendError: {exc.title}")
+    finally:
+        if running and not ws.closed:
+            await ws.close()
+        if running:
+            with contextlib.suppress(GatewayProblem):
+                await asyncio.shield(kernel.interrupt())
+    await ws.close()
+    return ws
+
+
+async def _start(ws: web.WebSocketResponse) -> tuple[str, str, dict[str, Any] | None] | None:
+    try:
+        message = await ws.receive(timeout=START_TIMEOUT)
+    except asyncio.TimeoutError:
+        await _error(ws, "Invalid API parameters: no start frame within 30 s")
+        return None
+    if message.type is not WSMsgType.TEXT:
+        if message.type is WSMsgType.BINARY:
+            await _error(ws, "Invalid API parameters: the start frame must be JSON text")
+        return None
+    try:
+        data = json.loads(message.data)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        await _error(ws, "Invalid API parameters: the start frame must be a JSON object")
+        return None
+    code, mode, options = data.get("code", ""), data.get("mode", "query"), data.get("options")
+    if mode not in ("query", "batch"):
+        await _error(ws, f"Invalid API parameters: mode must be query or batch, not {mode!r}")
+        return None
+    if not isinstance(code, str) or (options is not None and not isinstance(options, dict)):
+        await _error(ws, "Invalid API parameters: code must be a string, options an object")
+        return None
+    return code, mode, options
+
+
+async def _input(ws: web.WebSocketResponse) -> str | None:
+    while True:
+        message = await ws.receive()
+        if message.type is WSMsgType.TEXT:
+            return str(message.data)
+        if message.type is WSMsgType.BINARY:
+            return bytes(message.data).decode("utf-8", "replace")
+        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return None
+
+
+async def _error(ws: web.WebSocketResponse, message: str) -> None:
+    if not ws.closed:
+        with contextlib.suppress(ConnectionError):
+            await ws.send_str(json.dumps({"status": "error", "msg": message}))
+        await ws.close()
+
+
+async def serve_events(
+    request: web.Request,
+    hub: EventHub,
+    owner: str,
+    only: set[str] | None,
+    scope: set[str],
+) -> web.StreamResponse:
+    """Stream the owner's lifecycle events (of the kernels in ``only``, if given)."""
+    sub = hub.subscribe(owner)
+    try:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        sessions = bool(scope & {"*", "session"})
+        kernels = bool(scope & {"*", "kernel"})
+        while True:
+            try:
+                event = await asyncio.wait_for(sub.get(), KEEPALIVE)
+            except asyncio.TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if event is None:
+                await response.write(b"event: server_close\ndata: \n\n")
+                break
+            if only is not None and event.kernel_id not in only:
+                continue
+            await response.write(_blocks(event, sessions=sessions, kernels=kernels))
+        await response.write_eof()
+        return response
+    finally:
+        sub.close()
+
+
+def _blocks(event: LifecycleEvent, *, sessions: bool, kernels: bool) -> bytes:
+    out: list[str] = []
+    mirrored = _KERNEL_EVENTS.get(event.name)
+    if kernels and mirrored is not None:
+        out.append(_block(mirrored, event_data(event, kernel=True)))
+    if sessions:
+        out.append(_block(event.name, event_data(event, kernel=False)))
+    return "".join(out).encode()
+
+
+def _block(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
