@@ -298,9 +298,11 @@ class Dialect(ABC):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def unsupported(self, what: str) -> UnsupportedOperationError:
-        """The error for an operation this API version lacks."""
+    def unsupported(self, what: str, *, since: str | None = None) -> UnsupportedOperationError:
+        """The error for an operation this API version lacks (``since``: the first that has it)."""
+        needs = (
+            f"API {since} or newer" if since else "a Backend.AI server (API v4.20181215 or newer)"
+        )
         return UnsupportedOperationError(
-            f"{what} is not part of the {self.family} API {self.version}; "
-            "it needs a Backend.AI server (API v4.20181215 or newer)"
+            f"{what} is not part of the {self.family} API {self.version}; it needs {needs}"
         )

@@ -431,7 +431,7 @@ class BackendAI(Dialect):
 
     def execute_stream_path(self, kernel_id: str) -> StreamPath:
         if self._v < (4, "20190115"):
-            raise self.unsupported("stream_execute()")
+            raise self.unsupported("stream_execute()", since="v4.20190115")
         return StreamPath(f"/stream/{self._noun}/{kernel_path_segment(kernel_id)}/execute")
 
     def events_path(self, target: EventsTarget) -> StreamPath:
@@ -538,7 +538,7 @@ class BackendAI(Dialect):
     def unsupported_option(self, name: str, *, since: str | None = None) -> InvalidArgumentError:
         """The error for a create option this API version has no field for."""
         if since is not None:
-            return self.unsupported(f"get_or_create({name}=...) (it needs API {since} or newer)")
+            return self.unsupported(f"get_or_create({name}=...)", since=since)
         hint = {
             "max_mem": "pass resources={'mem': '4g'} instead",
             "exec_timeout": "interrupt() a run, or use a batch session's timeout",

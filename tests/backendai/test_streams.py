@@ -425,8 +425,9 @@ async def test_execute_refused_handshake_raises_kernel_not_found(
 @FRONTS
 async def test_execute_stream_before_v4_20190115_is_refused_without_io(front: Front) -> None:
     dead = config(endpoint=f"http://127.0.0.1:{free_port()}", version="v4.20181215")
-    with pytest.raises(UnsupportedOperationError, match=r"stream_execute\(\)"):
+    with pytest.raises(UnsupportedOperationError, match=r"stream_execute\(\)") as info:
         await stream_frames(front, dead)
+    assert "needs API v4.20190115 or newer" in str(info.value)
     # The same dead endpoint at the next version does try to connect (so the error above
     # came before any I/O, not from the connection).
     with pytest.raises(sorna_sdk.APIConnectionError):
