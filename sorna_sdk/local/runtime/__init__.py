@@ -7,5 +7,7 @@ It returns typed results and knows neither HTTP nor any wire dialect; the HTTP p
 * a language: :mod:`.languages` (one record each) and, if it needs one, a file in
   ``drivers/``; the messages between gateway and drivers: :mod:`.protocol`;
 * a limit: :mod:`.limits`; run semantics: :mod:`.kernel`; lifecycle and quotas:
-  :mod:`.registry`; processes and their tree: :mod:`.process`, :mod:`.sandbox`.
+  :mod:`.registry`, its events: :mod:`.events`; processes and their tree: :mod:`.process`,
+  :mod:`.sandbox`; a kernel's folder: :mod:`.files` (uploads, output scans, removal) and
+  :mod:`.browse` (listings and downloads).
 """
