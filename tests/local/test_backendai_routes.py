@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
 from sorna_sdk._archive import split_multipart_mixed
@@ -27,6 +28,7 @@ from sorna_sdk.auth import HMACAuth
 from sorna_sdk.local import LocalGateway, RunningGateway
 
 from ..conftest import backendai_transcript
+from .helpers import kernel_processes
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -534,6 +536,16 @@ def test_execute_websocket_frames_and_input(gateway: RunningGateway, api: httpx.
         ws.send(json.dumps({"code": "", "mode": "complete"}))
         error = json.loads(ws.recv(timeout=20))
         assert error["status"] == "error" and "mode" in error["msg"]
+    busy = api.post(f"/session/{ref}", json={"mode": "query", "code": "import time\ntime.sleep(5)"})
+    assert busy.json()["result"]["status"] == "continued"
+    began = time.monotonic()
+    with _ws(gateway, f"/stream/session/{ref}/execute") as ws:
+        ws.send(json.dumps({"code": "print(1)", "mode": "query"}))
+        error = json.loads(ws.recv(timeout=20))
+        assert error["status"] == "error" and "running another program" in error["msg"]
+        with pytest.raises(ConnectionClosedOK):
+            ws.recv(timeout=5)
+    assert time.monotonic() - began < 3
     api.delete(f"/session/{ref}")
 
 
@@ -595,3 +607,41 @@ def test_session_events_over_sse(gateway: RunningGateway, api: httpx.Client) -> 
     assert session_data.keys() == real_data.keys()
     assert (session_data["sessionId"], session_data["sessionName"]) == (ref, name)
     assert session_data["ownerAccessKey"] == gateway.access_key
+
+
+def test_a_gateway_stopped_during_a_queued_create_leaves_nothing() -> None:
+    running = LocalGateway.start_in_thread(pool_size=0)
+    try:
+        with client(running) as http:
+            made = http.post("/session", json=official_create("wire-stop-early", enqueueOnly=True))
+            assert made.json()["status"] == "PENDING"
+            kernel_id = uuid.UUID(made.json()["sessionId"]).hex
+    finally:
+        running.stop()
+    assert kernel_processes(kernel_id) == []
+
+
+def test_clients_leaving_streams_leave_the_gateway_serving(
+    gateway: RunningGateway, api: httpx.Client
+) -> None:
+    ref = new_session(api)["sessionId"]
+    with _ws(gateway, f"/stream/session/{ref}/execute") as ws:
+        ws.send(json.dumps({"code": "import time\ntime.sleep(30)", "mode": "query"}))
+    # The run of the stream that left is interrupted: the session takes new code at once.
+    deadline = time.monotonic() + 10
+    while True:
+        answer = api.post(f"/session/{ref}", json={"mode": "query", "code": "print('free')"})
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert answer.status_code == 200, answer.text
+    assert stdout(run_to_end(api, ref, "print('again')")) == "again\n"
+    with (
+        client(gateway) as http,
+        http.stream(
+            "GET", "/events/session", params={"sessionName": new_session(api)["sessionName"]}
+        ) as stream,
+    ):
+        assert stream.status_code == 200
+    assert httpx.get(gateway.endpoint + "/").status_code == 200
+    api.delete(f"/session/{ref}")

@@ -169,6 +169,7 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=front.limits.max_request_bytes)
     app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(front.pty.on_shutdown)
+    app.on_shutdown.append(front.backendai.on_shutdown)
     front.sorna.add_to(app.router)
     front.backendai.add_to(app.router)
     return app

@@ -178,6 +178,14 @@ class BackendAIRoutes:
             raise _exists(exc.existing_id) from None
         return _created(legacy, kernel.kernel_id, spec.name, "RUNNING", created=created)
 
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Stop the creations still going on, so that no kernel starts after the registry
+        has closed."""
+        tasks = [pending.task for pending in self._pending.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _settle(self, pending: _Pending) -> None:
         self._pending.pop(pending.kernel_id, None)
         if not pending.task.cancelled() and pending.task.exception() is not None:

@@ -51,37 +51,54 @@ async def serve_execute(request: web.Request, kernel: KernelHandle) -> web.Strea
     if not ws.can_prepare(request).ok:
         raise HttpProblem("bad-request", "WebSocket upgrade expected.")
     await ws.prepare(request)
-    running = False
+    start = await _start(ws)
+    if start is None:
+        return ws
+    # One reader for the rest of the stream: it hands input lines over and notices a client
+    # that leaves while the run goes on (its close frame is read only by reading).
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    reader = asyncio.get_running_loop().create_task(_read_lines(ws, lines))
+    finished = False
     try:
-        start = await _start(ws)
-        if start is None:
-            return ws
         code, mode, options = start
-        running = True
         result = await kernel.execute(mode, code, options)
-        while True:
+        while not reader.done():  # done: the client left
             await ws.send_str(json.dumps(stream_frame(result)))
             if result.status in _LAST:
-                running = False
+                finished = True
                 break
             if result.status == "waiting-input":
-                line = await _input(ws)
+                line = await lines.get()
                 if line is None:
-                    return ws  # the client left: the run is interrupted below
+                    break
                 result = await kernel.execute("query", line, None)
             else:  # continued, clean-finished, build-finished: the server continues
                 result = await kernel.execute("query", "", None)
     except GatewayProblem as exc:
-        running = False
+        finished = True
+        reader.cancel()  # close() below reads the client's close frame itself
         await _error(ws, f"BackendError: {exc.title}")
+    except ConnectionError:
+        pass  # the client left mid-run: interrupted below; nobody reads an answer
     finally:
-        if running and not ws.closed:
-            await ws.close()
-        if running:
+        reader.cancel()
+        if not finished:
             with contextlib.suppress(GatewayProblem):
                 await asyncio.shield(kernel.interrupt())
     await ws.close()
     return ws
+
+
+async def _read_lines(ws: web.WebSocketResponse, lines: asyncio.Queue[str | None]) -> None:
+    """Queue the client's text frames; ``None`` and return once it closes."""
+    try:
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                lines.put_nowait(str(message.data))
+            elif message.type is WSMsgType.BINARY:
+                lines.put_nowait(bytes(message.data).decode("utf-8", "replace"))
+    finally:
+        lines.put_nowait(None)
 
 
 async def _start(ws: web.WebSocketResponse) -> tuple[str, str, dict[str, Any] | None] | None:
@@ -111,17 +128,6 @@ async def _start(ws: web.WebSocketResponse) -> tuple[str, str, dict[str, Any] | 
     return code, mode, options
 
 
-async def _input(ws: web.WebSocketResponse) -> str | None:
-    while True:
-        message = await ws.receive()
-        if message.type is WSMsgType.TEXT:
-            return str(message.data)
-        if message.type is WSMsgType.BINARY:
-            return bytes(message.data).decode("utf-8", "replace")
-        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-            return None
-
-
 async def _error(ws: web.WebSocketResponse, message: str) -> None:
     if not ws.closed:
         with contextlib.suppress(ConnectionError):
@@ -137,11 +143,11 @@ async def serve_events(
     scope: set[str],
 ) -> web.StreamResponse:
     """Stream the owner's lifecycle events (of the kernels in ``only``, if given)."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
     sub = hub.subscribe(owner)
     try:
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
         await response.prepare(request)
         sessions = bool(scope & {"*", "session"})
         kernels = bool(scope & {"*", "kernel"})
@@ -158,9 +164,11 @@ async def serve_events(
                 continue
             await response.write(_blocks(event, sessions=sessions, kernels=kernels))
         await response.write_eof()
-        return response
+    except ConnectionError:
+        pass  # the subscriber left
     finally:
         sub.close()
+    return response
 
 
 def _blocks(event: LifecycleEvent, *, sessions: bool, kernels: bool) -> bytes:
