@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +59,12 @@ def front(request: pytest.FixtureRequest) -> str:
 def server() -> ScriptedServer:
     """A scripted MockTransport server for unit tests of exact wire bytes."""
     return ScriptedServer()
+
+
+@pytest.fixture
+def no_gateway_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test if the local gateway logged an error (it logs one for every 500)."""
+    caplog.set_level(logging.ERROR, logger="sorna_sdk.local")
+    yield
+    errors = [r for r in caplog.records if r.name.startswith("sorna_sdk.local")]
+    assert not errors, [r.getMessage() for r in errors]

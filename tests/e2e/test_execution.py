@@ -17,7 +17,7 @@ import sorna_sdk
 from sorna_sdk import AsyncKernel, AsyncSession, ExecutionResult, Kernel, Session
 
 from ..local.helpers import kernel_processes
-from .conftest import running_gateway, session_on
+from .conftest import assert_run_at_once, running_gateway, session_on
 
 
 def test_input_round_trip_with_execute(sorna_session: Session) -> None:
@@ -138,19 +138,7 @@ async def test_twenty_kernels_execute_at_once(sorna_async_session: AsyncSession)
         *(AsyncKernel.get_or_create("python3", session=sorna_async_session) for _ in range(20))
     )
     assert len({k.kernel_id for k in kernels}) == 20
-    try:
-        start = time.monotonic()
-        results = await asyncio.gather(
-            *(
-                k.run(f"import time\ntime.sleep(0.5)\nprint({i} * {i})")
-                for i, k in enumerate(kernels)
-            )
-        )
-        elapsed = time.monotonic() - start
-        assert [r.stdout for r in results] == [f"{i * i}\n" for i in range(20)]
-        assert elapsed < 5, f"20 sleeping kernels took {elapsed:.1f} s: they did not run at once"
-    finally:
-        await asyncio.gather(*(k.destroy() for k in kernels))
+    await assert_run_at_once(kernels, sleep=0.5, limit=5)
 
 
 def test_idle_kernels_are_reaped() -> None:

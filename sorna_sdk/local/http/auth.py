@@ -77,12 +77,16 @@ class Authenticator:
         self.max_body = max_body
 
     async def authenticate(self, request: web.Request, dialect: WireDialect) -> Caller:
-        """The caller of a signed request (raises the problem a bad one deserves)."""
-        date = checked_date(request)
+        """The caller of a signed request (raises the problem a bad one deserves).
+
+        Backend.AI answers a request without ``Authorization`` 401 before looking at its
+        date; the 2017 server checked the date first.
+        """
         raw = request.headers.get("Authorization")
+        if raw is None and dialect.name == "backendai":
+            raise HttpProblem("auth-failed", "Unauthorized access")
+        date = checked_date(request)
         if raw is None:
-            if dialect.name == "backendai":
-                raise HttpProblem("auth-failed", "Unauthorized access")
             raise auth_problem("Missing authorization header")
         header = _parse_authorization(raw)
         version_header, version = version_of(request, dialect)

@@ -231,9 +231,10 @@ class BackendAIRoutes:
         if mode not in EXECUTE_MODES:
             raise params_problem(f"mode must be one of {', '.join(EXECUTE_MODES)}, not {mode!r}")
         code = _optional_str(data, "code")
-        options = data.get("options")
-        if options is not None and not isinstance(options, dict):
-            raise params_problem("options must be an object or null")
+        options = _options(data, complete=mode == "complete")
+        for key in ("runId", "run_id"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise params_problem(f"{key} must be a string or null")
         if mode in ("continue", "input"):
             _check_run(kernel, data, mode)
             if mode == "input" and kernel.state != "waiting-input":
@@ -251,9 +252,7 @@ class BackendAIRoutes:
         kernel = await self._kernel(request)
         data = json_object(current().body)
         code = _optional_str(data, "code")
-        options = data.get("options")
-        if options is not None and not isinstance(options, dict):
-            raise params_problem("options must be an object or null")
+        options = _options(data, complete=True)
         result = await kernel.execute("complete", code, options)
         found: Any = next((data for kind, data in result.console if kind == "completion"), [])
         suggestions = [item for item in found if isinstance(item, str)] if found else []
@@ -278,8 +277,8 @@ class BackendAIRoutes:
                 listed = json_object(body).get("files")
                 if isinstance(listed, list) and all(isinstance(p, str) for p in listed):
                     paths = listed
-        if not paths:
-            raise params_problem("name the files to download: ?files=a&files=b")
+        if not paths or any(not isinstance(p, str) or not p for p in paths):
+            raise params_problem("name the files to download: ?files=a&files=b (. for all)")
         if len(paths) > MAX_DOWNLOAD_FILES:
             raise params_problem(f"at most {MAX_DOWNLOAD_FILES} files per download")
         archives = await kernel.download(paths)
@@ -398,6 +397,21 @@ def _check_run(kernel: KernelHandle, data: dict[str, Any], mode: str) -> None:
         raise params_problem(f"run {run_id!r} is not the session's current run")
 
 
+def _options(data: dict[str, Any], *, complete: bool) -> dict[str, Any] | None:
+    options = data.get("options")
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise params_problem("options must be an object or null")
+    if complete:
+        for key, kind in (("row", int), ("col", int), ("line", str), ("post", str)):
+            value = options.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+                what = "an integer" if kind is int else "a string"
+                raise params_problem(f"options.{key} must be {what}")
+    return options
+
+
 def _optional_str(data: dict[str, Any], name: str) -> str:
     value = data.get(name)
     if value is None:
@@ -446,9 +460,13 @@ def _create_spec(data: dict[str, Any]) -> _CreateSpec:
         config = {}
     if not isinstance(config, dict):
         raise params_problem("config must be an object")
-    size = _first(data, "clusterSize", "cluster_size") or config.get("clusterSize") or 1
-    if size != 1:
+    size = _first(data, "clusterSize", "cluster_size")
+    size = config.get("clusterSize", 1) if size is None else size
+    if isinstance(size, bool) or size != 1:
         raise params_problem("clusterSize must be 1: the local gateway runs single-node sessions")
+    mode = _first(data, "clusterMode", "cluster_mode")
+    if mode not in (None, "single-node", "multi-node"):
+        raise params_problem("clusterMode must be single-node or multi-node")
     for key in ("mounts", "mount_ids"):
         mounts = config.get(key)
         if mounts not in (None, []):

@@ -37,6 +37,8 @@ START_TIMEOUT: Final = 30.0
 #: Seconds of silence after which an event stream sends a comment (and notices a gone peer).
 KEEPALIVE: Final = 15.0
 _LAST: Final = frozenset({"finished", "exec-timeout", "interrupted"})
+#: Collections an abandoned run gets to end after its interrupt (each one flush window).
+ABANDON_ROUNDS: Final = 20
 #: Kernel events mirrored from session events (scope ``kernel``).
 _KERNEL_EVENTS: Final = {
     "session_started": "kernel_started",
@@ -83,10 +85,19 @@ async def serve_execute(request: web.Request, kernel: KernelHandle) -> web.Strea
     finally:
         reader.cancel()
         if not finished:
-            with contextlib.suppress(GatewayProblem):
-                await asyncio.shield(kernel.interrupt())
+            await asyncio.shield(_abandon(kernel))
     await ws.close()
     return ws
+
+
+async def _abandon(kernel: KernelHandle) -> None:
+    """Interrupt the run of a client that left and collect its end, so that the session
+    takes new code at once (nobody else would collect it)."""
+    with contextlib.suppress(GatewayProblem):
+        await kernel.interrupt()
+        for _ in range(ABANDON_ROUNDS):
+            if (await kernel.execute("query", "", None)).status in _LAST:
+                break
 
 
 async def _read_lines(ws: web.WebSocketResponse, lines: asyncio.Queue[str | None]) -> None:
