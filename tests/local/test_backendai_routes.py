@@ -646,3 +646,35 @@ def test_clients_leaving_streams_leave_the_gateway_serving(
         assert stream.status_code == 200
     assert httpx.get(gateway.endpoint + "/").status_code == 200
     api.delete(f"/session/{ref}")
+
+
+def test_events_of_all_sessions_show_creation(gateway: RunningGateway, api: httpx.Client) -> None:
+    name = f"wire-born-{uuid.uuid4().hex[:8]}"
+    seen: list[tuple[str, dict[str, Any]]] = []
+    subscribed = threading.Event()
+
+    def listen() -> None:
+        with (
+            client(gateway) as http,
+            http.stream("GET", "/events/session", params={"scope": "session"}) as stream,
+        ):
+            subscribed.set()
+            event = ""
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line[len("event: ") :]
+                elif line.startswith("data: "):
+                    data = json.loads(line[len("data: ") :])
+                    if data["sessionName"] == name:
+                        seen.append((event, data))
+                    if event == "session_started" and data["sessionName"] == name:
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert subscribed.wait(10)
+    made = api.post("/session", json=official_create(name)).json()
+    listener.join(15)
+    assert [event for event, _ in seen] == ["session_enqueued", "session_started"]
+    assert {data["sessionId"] for _, data in seen} == {made["sessionId"]}
+    api.delete(f"/session/{made['sessionId']}")
