@@ -99,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
         help="destroy kernels idle this long (0: never)",
     )
     serve.add_argument(
+        "--exec-timeout",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="seconds a run may take unless its create asks otherwise (Backend.AI never does)",
+    )
+    serve.add_argument(
         "--rate-limit",
         type=int,
         default=1_000_000,
@@ -202,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             root=args.root,
             flush_window=args.flush_window,
             idle_timeout=args.idle_timeout,
+            exec_timeout=args.exec_timeout,
             pool_size=args.pool_size,
             access_log=args.log_level == "debug",
             sandbox=args.sandbox,

@@ -70,6 +70,8 @@ class GatewaySettings:
     root: Path | None = None
     flush_window: float = 2.0
     idle_timeout: float = 600.0
+    #: Seconds a run may take when its create names no limit (Backend.AI creates never do).
+    exec_timeout: float = 1800.0
     pool_size: int = 1
     max_upload_files: int = 20
     max_upload_bytes: int = 1024 * 1024
@@ -109,6 +111,8 @@ class GatewaySettings:
             raise ValueError(f"sandbox must be auto, bwrap or none, got {self.sandbox!r}")
         if self.accept_error_log_interval < 0:
             raise ValueError("accept_error_log_interval must be 0 or more")
+        if not 0 < self.exec_timeout <= 6 * 3600:
+            raise ValueError(f"exec_timeout must be in (0, 21600] seconds, got {self.exec_timeout}")
         _connection_limits(self)  # validates the deadlines and the cap
 
     def replace(self, **changes: Any) -> GatewaySettings:
@@ -412,6 +416,7 @@ def _runtime_settings(
         root=root,
         flush_window=settings.flush_window,
         idle_timeout=settings.idle_timeout,
+        default_exec_timeout=settings.exec_timeout,
         pool_size=settings.pool_size,
         max_upload_files=settings.max_upload_files,
         max_upload_bytes=settings.max_upload_bytes,

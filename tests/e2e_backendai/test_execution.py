@@ -14,7 +14,7 @@ import sorna_sdk
 from sorna_sdk import AsyncKernel, AsyncSession, Completions, ExecutionResult, Kernel, Session
 from sorna_sdk.local import RunningGateway
 
-from ..e2e.conftest import assert_run_at_once
+from ..e2e.conftest import assert_run_at_once, running_gateway
 from .conftest import NEWEST, OLDEST, unique
 
 pytestmark = pytest.mark.timeout(60)
@@ -178,6 +178,21 @@ def test_exec_timeout_ends_the_run_and_the_session(
     assert 0.9 < time.monotonic() - start < 10
     with pytest.raises(sorna_sdk.KernelNotFoundError):
         kern.get_info()
+
+
+def test_the_gateways_exec_timeout_applies_to_backendai_sessions(version: str) -> None:
+    with (
+        running_gateway(exec_timeout=1, pool_size=0) as short,
+        Session(short.config(version=version)) as session,
+    ):
+        kern = Kernel.get_or_create("python", unique("short"), session=session)
+        start = time.monotonic()
+        result = kern.run(FOREVER)
+        assert result.status == "exec-timeout"
+        assert result.stdout.startswith("start\n")
+        assert 0.9 < time.monotonic() - start < 10
+        with pytest.raises(sorna_sdk.KernelNotFoundError):
+            kern.get_info()
 
 
 def test_second_query_while_running_is_kernel_busy(session: Session) -> None:

@@ -151,6 +151,9 @@ def test_settings_validation() -> None:
         GatewaySettings(port=70000)
     with pytest.raises(ValueError, match="rate_limit"):
         GatewaySettings(rate_limit=0)
+    for bad in (0, -1, 6 * 3600 + 1):
+        with pytest.raises(ValueError, match="exec_timeout"):
+            GatewaySettings(exec_timeout=bad)
     settings = GatewaySettings(access_key="AK", secret_key="very-secret")
     assert "very-secret" not in repr(settings)
     assert settings.host == "127.0.0.1"
