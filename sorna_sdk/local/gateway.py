@@ -72,6 +72,8 @@ class GatewaySettings:
     idle_timeout: float = 600.0
     #: Seconds a run may take when its create names no limit (Backend.AI creates never do).
     exec_timeout: float = 1800.0
+    #: Seconds a run whose execute stream dropped waits to be resumed, then is interrupted.
+    resume_grace: float = 15.0
     pool_size: int = 1
     max_upload_files: int = 20
     max_upload_bytes: int = 1024 * 1024
@@ -111,6 +113,8 @@ class GatewaySettings:
             raise ValueError(f"sandbox must be auto, bwrap or none, got {self.sandbox!r}")
         if self.accept_error_log_interval < 0:
             raise ValueError("accept_error_log_interval must be 0 or more")
+        if self.resume_grace < 0:
+            raise ValueError("resume_grace must be 0 or more")
         if not 0 < self.exec_timeout <= 6 * 3600:
             raise ValueError(f"exec_timeout must be in (0, 21600] seconds, got {self.exec_timeout}")
         _connection_limits(self)  # validates the deadlines and the cap
@@ -442,6 +446,7 @@ def _server_limits(settings: GatewaySettings) -> ServerLimits:
         max_request_bytes=settings.max_request_bytes,
         max_upload_files=settings.max_upload_files,
         max_upload_bytes=settings.max_upload_bytes,
+        resume_grace=settings.resume_grace,
     )
 
 

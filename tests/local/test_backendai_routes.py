@@ -527,7 +527,9 @@ def test_execute_websocket_frames_and_input(gateway: RunningGateway, api: httpx.
             if frames[-1]["status"] == "waiting-input":
                 ws.send("ada")
             frames.append(json.loads(ws.recv(timeout=20)))
-        assert frames[0].keys() == {"status", "console", "exitCode", "options", "files"}
+        # The real server's keys, plus this gateway's runId and offset (for resuming).
+        real_keys = {"status", "console", "exitCode", "options", "files"}
+        assert frames[0].keys() == real_keys | {"runId", "offset"}
         assert "waiting-input" in [f["status"] for f in frames]
         assert "".join(d for f in frames for k, d in f["console"] if k == "stdout") == (
             "name? ada\n"
@@ -621,31 +623,48 @@ def test_a_gateway_stopped_during_a_queued_create_leaves_nothing() -> None:
     assert kernel_processes(kernel_id) == []
 
 
-def test_clients_leaving_streams_leave_the_gateway_serving(
+def test_a_run_outlives_its_stream_and_resumes_from_its_offset(
     gateway: RunningGateway, api: httpx.Client
 ) -> None:
     ref = new_session(api)["sessionId"]
+    code = "import time\nfor i in range(4):\n    print('line', i, flush=True)\n    time.sleep(0.4)"
     with _ws(gateway, f"/stream/session/{ref}/execute") as ws:
-        ws.send(json.dumps({"code": "import time\ntime.sleep(30)", "mode": "query"}))
-    # The run of the stream that left is interrupted and its end collected: the session
-    # takes new code (once the interrupt has landed) without anyone collecting that end.
-    deadline = time.monotonic() + 10
-    while True:
-        answer = api.post(f"/session/{ref}", json={"mode": "query", "code": "print('free')"})
-        if answer.status_code != 409 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["result"]["console"] == [["stdout", "free\n"]]
-    with (
-        client(gateway) as http,
-        http.stream(
-            "GET", "/events/session", params={"sessionName": new_session(api)["sessionName"]}
-        ) as stream,
-    ):
-        assert stream.status_code == 200
-    assert httpx.get(gateway.endpoint + "/").status_code == 200
+        ws.send(json.dumps({"code": code, "mode": "query"}))
+        first = json.loads(ws.recv(timeout=10))
+    assert first["console"][0] == ["stdout", "line 0\n"] and first["offset"] == 0
+    time.sleep(1.8)  # the run ends meanwhile, unwatched
+    body = {"mode": "continue", "code": "", "runId": first["runId"], "offset": 1}
+    results = [api.post(f"/session/{ref}", json=body).json()["result"]]
+    while results[-1]["status"] == "continued":
+        body["offset"] = results[-1]["offset"] + len(results[-1]["console"])
+        results.append(api.post(f"/session/{ref}", json=body).json()["result"])
+    assert results[0]["offset"] == 1
+    assert stdout(results) == "line 1\nline 2\nline 3\n"  # nothing lost, nothing repeated
+    assert results[-1]["status"] == "finished"
     api.delete(f"/session/{ref}")
+
+
+def test_a_stream_left_unresumed_is_interrupted_after_the_grace() -> None:
+    with LocalGateway.start_in_thread(resume_grace=0.5) as running, client(running) as api:
+        ref = new_session(api)["sessionId"]
+        with _ws(running, f"/stream/session/{ref}/execute") as ws:
+            ws.send(json.dumps({"code": "import time\ntime.sleep(30)", "mode": "query"}))
+        deadline = time.monotonic() + 10
+        while True:
+            answer = api.post(f"/session/{ref}", json={"mode": "query", "code": "print('free')"})
+            if answer.status_code != 409 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"]["console"] == [["stdout", "free\n"]]
+        with (
+            client(running) as http,
+            http.stream(
+                "GET", "/events/session", params={"sessionName": new_session(api)["sessionName"]}
+            ) as stream,
+        ):
+            assert stream.status_code == 200
+        assert httpx.get(running.endpoint + "/").status_code == 200
 
 
 def test_events_of_all_sessions_show_creation(gateway: RunningGateway, api: httpx.Client) -> None:

@@ -16,6 +16,7 @@ from ..runtime.errors import GatewayProblem
 from .auth import Authenticator, Caller, current_or_none, reset_caller, set_caller, version_of
 from .backendai import BackendAIRoutes
 from .connections import SERVER_NAME, ConnectionGuard
+from .execute_ws import RESUME_GRACE, ExecuteStreams
 from .problems import HttpProblem, problem_response
 from .pty_bridge import PtyStreams
 from .ratelimit import RateLimiter, RateState
@@ -40,6 +41,8 @@ class ServerLimits:
     max_request_bytes: int = 8 * 1024 * 1024
     max_upload_files: int = 20
     max_upload_bytes: int = 1024 * 1024
+    #: Seconds a run whose execute stream was left waits to be resumed before its interrupt.
+    resume_grace: float = RESUME_GRACE
 
 
 class _Front:
@@ -49,12 +52,14 @@ class _Front:
         self.limits = limits
         self.auth = Authenticator(keys, RateLimiter(limits.rate_limit), limits.max_request_bytes)
         self.pty = PtyStreams()
+        self.streams = ExecuteStreams(limits.resume_grace)
         self.sorna = SornaRoutes(
             kernels,
             concurrency_limit=limits.concurrency_limit,
             max_upload_files=limits.max_upload_files,
             max_upload_bytes=limits.max_upload_bytes,
             pty=self.pty,
+            streams=self.streams,
         )
         self.backendai = BackendAIRoutes(
             kernels,
@@ -62,6 +67,7 @@ class _Front:
             max_upload_files=limits.max_upload_files,
             max_upload_bytes=limits.max_upload_bytes,
             pty=self.pty,
+            streams=self.streams,
         )
 
     @web.middleware
@@ -170,6 +176,7 @@ def create_app(
     app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(front.pty.on_shutdown)
     app.on_shutdown.append(front.backendai.on_shutdown)
+    app.on_shutdown.append(front.streams.on_shutdown)
     front.sorna.add_to(app.router)
     front.backendai.add_to(app.router)
     return app

@@ -23,9 +23,10 @@ from ..._version import __version__
 from ..runtime.errors import GatewayProblem, KernelNotFound, SessionExists, UnknownLanguage
 from ..runtime.languages import resolve_image
 from .auth import current
-from .backendai_render import info_body, listing_body, result_body, session_id
-from .backendai_streams import serve_events, serve_execute
-from .params import json_object, loads
+from .backendai_render import info_body, listing_body, result_body, session_id, stream_frame
+from .backendai_streams import serve_events
+from .execute_ws import ExecuteStreams
+from .params import extension_keys, json_object, loads
 from .problems import HttpProblem, params_problem
 from .pty_bridge import PtyStreams, serve_pty
 from .responses import json_response, no_content
@@ -83,8 +84,10 @@ class BackendAIRoutes:
         max_upload_files: int,
         max_upload_bytes: int,
         pty: PtyStreams,
+        streams: ExecuteStreams,
     ) -> None:
         self.kernels = kernels
+        self._streams = streams
         self.concurrency_limit = concurrency_limit
         self.max_upload_files = max_upload_files
         self.max_upload_bytes = max_upload_bytes
@@ -235,14 +238,18 @@ class BackendAIRoutes:
         for key in ("runId", "run_id"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise params_problem(f"{key} must be a string or null")
+        offset, eager = extension_keys(data)
         if mode in ("continue", "input"):
             _check_run(kernel, data, mode)
             if mode == "input" and kernel.state != "waiting-input":
                 raise params_problem("the run is not waiting for input")
-            result = await kernel.execute("query", code if mode == "input" else "", None)
+            code = code if mode == "input" else ""
+            result = await kernel.execute(
+                "query", code, None, eager=eager, offset=offset if mode == "continue" else None
+            )
         else:
-            result = await kernel.execute(mode, code, options)
-        return json_response({"result": result_body(result)})
+            result = await kernel.execute(mode, code, options, eager=eager)
+        return json_response({"result": result_body(result, offset=offset is not None)})
 
     async def interrupt(self, request: web.Request) -> web.StreamResponse:
         await (await self._kernel(request)).interrupt()
@@ -316,7 +323,7 @@ class BackendAIRoutes:
         return await serve_pty(request, kernel, self._pty, binary_output=True)
 
     async def stream_execute(self, request: web.Request) -> web.StreamResponse:
-        return await serve_execute(request, await self._kernel(request))
+        return await self._streams.serve(request, await self._kernel(request), stream_frame)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         owner = current().owner

@@ -50,10 +50,11 @@ def user_id(owner: str) -> str:
     return str(uuid.uuid5(_USERS, owner))
 
 
-def result_body(result: RunResult) -> dict[str, Any]:
-    """An execute answer's ``result``: ``runId``, ``status``, ``exitCode``, ... ``console``."""
+def result_body(result: RunResult, *, offset: bool = False) -> dict[str, Any]:
+    """An execute answer's ``result``: ``runId``, ``status``, ``exitCode``, ... ``console``;
+    ``error`` when the run failed with one, ``offset`` when the request asked (extensions)."""
     status, exit_code = _status(result)
-    return {
+    body: dict[str, Any] = {
         "runId": result.run_id or None,
         "status": status,
         "exitCode": exit_code,
@@ -61,6 +62,11 @@ def result_body(result: RunResult) -> dict[str, Any]:
         "files": result.files,
         "console": result.console,
     }
+    if offset:
+        body["offset"] = result.offset
+    if result.error is not None:
+        body["error"] = dict(result.error)
+    return body
 
 
 def stream_frame(result: RunResult) -> dict[str, Any]:

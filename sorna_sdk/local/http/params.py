@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from .problems import params_problem
 
-__all__ = ["json_object", "loads", "number", "optional", "text"]
+__all__ = ["extension_keys", "json_object", "loads", "number", "optional", "text"]
 
 #: Largest accepted number: beyond it floats lose integer precision.
 _MAX_NUMBER: Final = 2**53
@@ -63,3 +63,17 @@ def number(data: dict[str, Any], name: str, label: str, *, integer: bool) -> flo
     if not sane:
         raise params_problem(f"{label} must be a finite number up to {_MAX_NUMBER}")
     return float(value)
+
+
+def extension_keys(data: dict[str, Any]) -> tuple[int | None, bool]:
+    """This gateway's execute extensions, either dialect: ``offset`` (resume a run from its
+    n-th console item) and ``eager`` (answer as soon as output is there)."""
+    offset = data.get("offset")
+    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int)):
+        raise params_problem("offset must be an integer")
+    if offset is not None and offset < 0:
+        raise params_problem("offset must be 0 or more")
+    eager = data.get("eager", False)
+    if not isinstance(eager, bool):
+        raise params_problem("eager must be true or false")
+    return offset, eager

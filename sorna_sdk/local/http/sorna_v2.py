@@ -14,7 +14,8 @@ from aiohttp import web
 from ..._constants import API_VERSION
 from ..runtime.results import KernelStatus, RunResult
 from .auth import current
-from .params import json_object, loads, number, optional, text
+from .execute_ws import ExecuteStreams
+from .params import extension_keys, json_object, loads, number, optional, text
 from .problems import HttpProblem, auth_problem, params_problem
 from .pty_bridge import serve_pty
 from .responses import json_response, no_content
@@ -30,14 +31,26 @@ log = logging.getLogger(__name__)
 TOKEN_LENGTH: Final = (8, 80)
 
 
-def render_result(result: RunResult) -> dict[str, Any]:
-    """An ExecutionResult as the 2017 server wrote it (no ``runId``/``exitCode`` keys)."""
-    return {
+def render_result(result: RunResult, *, extended: bool = False) -> dict[str, Any]:
+    """An ExecutionResult as the 2017 server wrote it, plus ``error`` when the run failed with
+    one; ``extended`` (the request sent ``offset``, or a stream) adds ``runId``, ``offset`` and
+    ``exitCode`` (this gateway's extensions)."""
+    body: dict[str, Any] = {
         "status": result.status,
         "console": result.console,
         "options": result.options,
         "files": result.files,
     }
+    if extended:
+        body.update(runId=result.run_id or None, offset=result.offset, exitCode=result.exit_code)
+    if result.error is not None:
+        body["error"] = dict(result.error)
+    return body
+
+
+def stream_frame(result: RunResult) -> dict[str, Any]:
+    """A frame of the (extension) execute WebSocket of the Sorna dialect."""
+    return render_result(result, extended=True)
 
 
 def render_info(status: KernelStatus) -> dict[str, Any]:
@@ -67,8 +80,10 @@ class SornaRoutes:
         max_upload_files: int,
         max_upload_bytes: int,
         pty: Any,
+        streams: ExecuteStreams,
     ) -> None:
         self.kernels = kernels
+        self._streams = streams
         self.concurrency_limit = concurrency_limit
         self.max_upload_files = max_upload_files
         self.max_upload_bytes = max_upload_bytes
@@ -89,6 +104,11 @@ class SornaRoutes:
             router.add_post(f"{kernel}/upload", self.upload)
             router.add_post(f"{kernel}/interrupt", self.interrupt)
             router.add_get(f"{prefix}/stream/kernel/{{kernel_id}}/pty", self.pty, allow_head=False)
+            router.add_get(
+                f"{prefix}/stream/kernel/{{kernel_id}}/execute",
+                self.stream_execute,
+                allow_head=False,
+            )
             router.add_route("*", f"{prefix}/folder", self.not_implemented)
             router.add_route("*", f"{prefix}/folder/{{name}}", self.not_implemented)
 
@@ -154,8 +174,9 @@ class SornaRoutes:
         mode = text(data, "mode")
         code = optional(data, "code", str, "a string") or ""
         options = optional(data, "options", dict, "an object or null")
-        result = await kernel.execute(mode, code, options)
-        return json_response({"result": render_result(result)})
+        offset, eager = extension_keys(data)
+        result = await kernel.execute(mode, code, options, eager=eager, offset=offset)
+        return json_response({"result": render_result(result, extended=offset is not None)})
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
         kernel = self._kernel(request)
@@ -169,6 +190,10 @@ class SornaRoutes:
 
     async def pty(self, request: web.Request) -> web.StreamResponse:
         return await serve_pty(request, self._kernel(request), self._pty, binary_output=False)
+
+    async def stream_execute(self, request: web.Request) -> web.StreamResponse:
+        """The execute WebSocket (an extension: the 2017 server had none)."""
+        return await self._streams.serve(request, self._kernel(request), stream_frame)
 
     async def not_implemented(self, request: web.Request) -> web.StreamResponse:
         raise HttpProblem("not-implemented")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import os
 import secrets
@@ -63,7 +64,13 @@ from sorna_sdk.local.runtime.files import (
 from sorna_sdk.local.runtime.limits import KernelLimits, RuntimeSettings
 from sorna_sdk.local.runtime.pool import DriverLauncher
 from sorna_sdk.local.runtime.process import DriverProcess, Item
-from sorna_sdk.local.runtime.results import KernelState, KernelStatus, RunResult, RunStatus
+from sorna_sdk.local.runtime.results import (
+    KernelState,
+    KernelStatus,
+    RunError,
+    RunResult,
+    RunStatus,
+)
 from sorna_sdk.local.runtime.terminal import Terminal
 
 __all__ = ["MODES", "LocalKernel"]
@@ -77,6 +84,10 @@ INTERRUPT_GRACE: Final = 1.0
 INTERRUPTED_EXIT: Final = 130
 #: Characters of console text a kernel keeps for ``logs()`` (the newest).
 LOG_CHARS: Final = 256 * 1024
+#: Characters of a run's answered console items kept for replay (``offset``), the newest.
+REPLAY_CHARS: Final = 8 * 1024 * 1024
+#: How long an eager collection waits for more output once some has arrived.
+EAGER_COALESCE: Final = 0.02
 
 
 class _State(enum.Enum):
@@ -131,6 +142,13 @@ class LocalKernel:
         self.environ: dict[str, str] = dict(environ or {})
         self._log: deque[str] = deque()
         self._log_chars = 0
+        # The current run's answered console items (for replay from an offset): the items,
+        # how many older ones were dropped, their size, and the last answer.
+        self._answered: deque[list[Any]] = deque()
+        self._answered_base = 0
+        self._answered_chars = 0
+        self._last_answer: RunResult | None = None
+        self._collected_at = time.monotonic()
         self._settings = settings
         self._launcher = launcher
         self._on_gone = on_gone
@@ -212,8 +230,21 @@ class LocalKernel:
             self._escalated = True
             proc.kill()
 
-    async def execute(self, mode: str, code: str, options: dict[str, Any] | None) -> RunResult:
-        """Run, continue, feed input to, or complete code; returns an ExecutionResult."""
+    async def execute(
+        self,
+        mode: str,
+        code: str,
+        options: dict[str, Any] | None,
+        *,
+        eager: bool = False,
+        offset: int | None = None,
+    ) -> RunResult:
+        """Run, continue, feed input to, or complete code; returns an ExecutionResult.
+
+        ``eager``: answer as soon as any output is there, not at the end of the flush window.
+        ``offset`` (with an empty query, a continuation): the caller has the run's console items
+        before it; earlier-answered items after it are replayed at once.
+        """
         if mode not in MODES:
             raise InvalidParameters(f"unknown mode {mode!r}; use one of: batch, complete, query")
         if not isinstance(code, str):
@@ -225,6 +256,13 @@ class LocalKernel:
             self._require()
             self.touch()
             orphan, self._orphan = self._orphan, None
+            if offset is not None and code == "" and mode == "query":
+                if orphan is not None:
+                    await orphan  # a conclusion whose caller left: logged for the replay
+                    orphan = None
+                replay = self._replay(offset)
+                if replay is not None:
+                    return replay
             if orphan is not None and (code == "" or self._state is not _State.IDLE):
                 # The run ended while its caller was gone: this call gets that ending.
                 return await orphan
@@ -250,7 +288,7 @@ class LocalKernel:
                     return self._idle_result()
                 else:
                     await self._begin("query")
-                    proc.send("exec", code)
+                    proc.send("exec", {"code": code, "options": opts} if opts else code)
             elif self._state is _State.WAITING:
                 proc.send("input", code)
                 self._state = _State.RUNNING
@@ -262,7 +300,35 @@ class LocalKernel:
                 self._budget = self.limits.exec_timeout
                 self._arm()
                 proc.send("shell", command)
-            return await self._collect()
+            try:
+                return await self._collect(eager)
+            finally:
+                self._collected_at = time.monotonic()
+
+    @property
+    def collected_at(self) -> float:
+        """When an execute last collected output (``time.monotonic()``)."""
+        return self._collected_at
+
+    def _replay(self, offset: int) -> RunResult | None:
+        """The answered items from ``offset`` on, with the run's state as last answered;
+        ``None`` when the caller has them all (then collect as usual)."""
+        base = self._answered_base
+        total = base + len(self._answered)
+        last = self._last_answer
+        if offset == total:
+            return None
+        if offset < base:
+            raise InvalidParameters(
+                f"offset {offset}: the run's output before item {base} is no longer kept"
+            )
+        if offset > total or last is None:
+            raise InvalidParameters(f"offset {offset}: the run has answered {total} items")
+        items = list(self._answered)[offset - base :]
+        if self._state is _State.RUNNING and last.status != "continued":
+            # E.g. input was sent after that answer: the run goes on.
+            return RunResult("continued", items, None, [], self._run_id, None, offset)
+        return dataclasses.replace(last, console=items, offset=offset)
 
     async def restart(self) -> None:
         """Same id and work dir, fresh driver and state."""
@@ -437,6 +503,9 @@ class LocalKernel:
         self._before = before
         self._queries += 1
         self._run_id = secrets.token_hex(16)
+        self._answered.clear()
+        self._answered_base = self._answered_chars = 0
+        self._last_answer = None
         self._interrupted = self._escalated = False
         self._phase = phase
         self._timed_out = False
@@ -462,9 +531,12 @@ class LocalKernel:
         self._timed_out = True
         self._proc.kill()
 
-    async def _wait(self, proc: DriverProcess, until: float) -> None:
+    async def _wait(self, proc: DriverProcess, until: float, eager: bool = False) -> None:
         loop = asyncio.get_running_loop()
         while not proc.has_control() and not proc.over_cap():
+            if eager and proc.has_output():
+                until = min(until, loop.time() + EAGER_COALESCE)
+                eager = False  # coalesce once, then answer
             left = until - loop.time()
             if left <= 0:
                 return
@@ -472,7 +544,7 @@ class LocalKernel:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(proc.changed.wait(), left)
 
-    async def _collect(self) -> RunResult:
+    async def _collect(self, eager: bool = False) -> RunResult:
         """Output until the flush window closes or the run changes state.
 
         Safe to cancel (aiohttp cancels the handler of a client that went away): output
@@ -480,11 +552,14 @@ class LocalKernel:
         the next caller, so nothing is lost.
         """
         proc = self._proc
-        until = asyncio.get_running_loop().time() + self._settings.flush_window
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._settings.flush_window
+        if eager and self._carry:
+            until = loop.time() + EAGER_COALESCE
         self._collecting = True
         try:
             while True:
-                await self._wait(proc, until)
+                await self._wait(proc, until, eager)
                 got, control = proc.take()
                 self._carry += got
                 if control is None or control.kind in ("finished", "waiting-input", "died"):
@@ -525,6 +600,7 @@ class LocalKernel:
             self._mark_dead(f"kernel {self.kernel_id} terminated ({detail})")
             return self._result("finished", console, files=await self._new_files(console))
         opts = control.data if isinstance(control.data, dict) else None
+        error = _run_error(opts.pop("error", None)) if opts else None
         if self._phase in ("clean", "build"):
             code = opts.get("exitCode") if opts else 0
             if code:
@@ -536,7 +612,7 @@ class LocalKernel:
                 return self._result(status, console, opts)
         self._state = _State.IDLE
         files = await self._new_files(console)
-        return self._result("finished", console, opts, files)
+        return self._result("finished", console, opts, files, error=error)
 
     async def _interrupted_result(self, console: list[list[Any]], control: Item) -> RunResult:
         """End an interrupted run; a program that had to be killed costs a fresh driver."""
@@ -564,9 +640,22 @@ class LocalKernel:
         console: list[list[Any]],
         options: dict[str, Any] | None = None,
         files: Sequence[str] = (),
+        *,
+        error: RunError | None = None,
+        of_run: bool = True,
     ) -> RunResult:
+        """An answer; one ``of_run`` is kept for replay (idle output and completions are not)."""
         self._keep_log(console)
-        return RunResult(status, console, options, list(files), self._run_id)
+        offset = self._answered_base + len(self._answered)
+        result = RunResult(status, console, options, list(files), self._run_id, error, offset)
+        if of_run:
+            self._answered.extend(console)
+            self._answered_chars += sum(_chars(item) for item in console)
+            while self._answered_chars > REPLAY_CHARS and self._answered:
+                self._answered_chars -= _chars(self._answered.popleft())
+                self._answered_base += 1
+            self._last_answer = result
+        return result
 
     def _keep_log(self, console: list[list[Any]]) -> None:
         for kind, data in console:
@@ -579,11 +668,11 @@ class LocalKernel:
     def _idle_result(self) -> RunResult:
         # Output that arrived while idle (background threads, timers) goes to the next call.
         items, _control = self._proc.take()
-        return self._result("finished", _console(items))
+        return self._result("finished", _console(items), of_run=False)
 
     async def _complete(self, code: str, opts: dict[str, Any]) -> RunResult:
         if self._state is not _State.IDLE:
-            return self._result("finished", [["completion", []]])
+            return self._result("finished", [["completion", []]], of_run=False)
         proc = self._proc
         proc.send("complete", {"code": code, "options": opts})
         until = asyncio.get_running_loop().time() + COMPLETE_TIMEOUT
@@ -597,7 +686,26 @@ class LocalKernel:
                 if control is not None and isinstance(control.data, list):
                     candidates = [str(c) for c in control.data]
                 break
-        return self._result("finished", [*_console(items), ["completion", candidates]])
+        return self._result(
+            "finished", [*_console(items), ["completion", candidates]], of_run=False
+        )
+
+
+def _chars(item: list[Any]) -> int:
+    data = item[1] if len(item) > 1 else ""
+    return len(data) if isinstance(data, str) else len(str(data))
+
+
+def _run_error(data: Any) -> RunError | None:
+    """A driver's ``error`` object, checked (a driver is not trusted)."""
+    if not isinstance(data, dict):
+        return None
+    name, value, lines = data.get("name"), data.get("value"), data.get("traceback")
+    if not isinstance(name, str) or not isinstance(value, str):
+        return None
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        lines = []
+    return {"name": name[:256], "value": value[:65536], "traceback": lines[:1000]}
 
 
 def _append(console: list[list[Any]], kind: str, data: Any) -> None:

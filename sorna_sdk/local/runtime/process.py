@@ -347,6 +347,10 @@ class DriverProcess:
     def has_control(self) -> bool:
         return any(item.control for item in self._items)
 
+    def has_output(self) -> bool:
+        """Whether any output (framed or raw) waits to be taken."""
+        return bool(self._items) or bool(self._raw)
+
     def over_cap(self) -> bool:
         """Enough is buffered that reading has stopped: the client should collect now."""
         return self._paused or self._pending >= BUFFER_CAP

@@ -8,9 +8,9 @@ agents do.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypedDict
 
-__all__ = ["ConsoleEntry", "KernelState", "KernelStatus", "RunResult", "RunStatus"]
+__all__ = ["ConsoleEntry", "KernelState", "KernelStatus", "RunError", "RunResult", "RunStatus"]
 
 RunStatus: TypeAlias = Literal[
     "finished",
@@ -27,6 +27,14 @@ ConsoleEntry: TypeAlias = list[Any]
 KernelState: TypeAlias = Literal["idle", "running", "waiting-input", "between-steps", "dead"]
 
 
+class RunError(TypedDict):
+    """Why a run failed, as its language reports it (a driver's ``finished`` ``error``)."""
+
+    name: str
+    value: str
+    traceback: list[str]
+
+
 @dataclass(frozen=True)
 class RunResult:
     """One answer of a run: what it printed since the last answer, and where it stands."""
@@ -39,6 +47,10 @@ class RunResult:
     files: list[str] = field(default_factory=list)
     #: The run this answer belongs to (one per query or batch; continuations share it).
     run_id: str = ""
+    #: The exception (or error) that ended the run, when the language reports one.
+    error: RunError | None = None
+    #: Index, within the run's console items, of this answer's first item.
+    offset: int = 0
 
     @property
     def exit_code(self) -> int | None:
