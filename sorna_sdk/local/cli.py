@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a run may take unless its create asks otherwise (Backend.AI never does)",
     )
     serve.add_argument(
+        "--resume-grace",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="seconds a run whose execute stream dropped waits to be resumed (then interrupted)",
+    )
+    serve.add_argument(
         "--rate-limit",
         type=int,
         default=1_000_000,
@@ -210,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             flush_window=args.flush_window,
             idle_timeout=args.idle_timeout,
             exec_timeout=args.exec_timeout,
+            resume_grace=args.resume_grace,
             pool_size=args.pool_size,
             access_log=args.log_level == "debug",
             sandbox=args.sandbox,
