@@ -27,7 +27,9 @@ from sorna_sdk.local.runtime.protocol import (
     TEXT_CHUNK,
     completion_candidates,
     configure_data,
+    exec_data,
     exit_code,
+    finished_error,
     ready_pid,
     waiting_input_data,
 )
@@ -51,6 +53,9 @@ class Samples:
     raw: str  #: prints "a\n", then a child process prints "raw\n", then prints "b\n"
     read: str  #: reads a line s and prints "got <s>\n" (no input: reads stdin, prints status)
     busy: str  #: loops forever without output
+    #: ``fail``'s error object in ``finished``: (its name, a part of its value); ``None``: the
+    #: language reports no error object (an exit status only)
+    error: tuple[str, str] | None
     exit3: str | None = None  #: ends the run with status 3, where the language can
     #: (setup code, prefix, a candidate that completing the prefix must offer)
     complete: tuple[str, str, str] | None = None
@@ -65,6 +70,7 @@ SAMPLES: dict[str, Samples] = {
         raw="import os\nprint('a')\nos.system('echo raw')\nprint('b')",
         read="s = input('? ')\nprint('got', s)",
         busy="while True:\n    pass",
+        error=("ValueError", "boom"),
         exit3="raise SystemExit(3)",
         complete=("conformance_value = 1", "conformance_v", "conformance_value"),
     ),
@@ -76,6 +82,7 @@ SAMPLES: dict[str, Samples] = {
         raw="print('a') os.execute('echo raw') print('b')",
         read="local s = io.read() print('got ' .. s)",
         busy="while true do end",
+        error=("LuaError", "boom"),
     ),
     "bash": Samples(
         hello="echo hello",
@@ -86,6 +93,7 @@ SAMPLES: dict[str, Samples] = {
         raw="echo a; bash -c 'echo raw'; echo b",
         read='read line; echo "read status $?"',
         busy="while :; do :; done",
+        error=None,
         exit3="exit 3",
     ),
     "nodejs": Samples(
@@ -100,6 +108,7 @@ SAMPLES: dict[str, Samples] = {
         ),
         read="const s = input('? '); console.log('got ' + s)",
         busy="while (true) {}",
+        error=("Error", "boom"),
     ),
 }
 
@@ -213,8 +222,45 @@ async def test_exec_answers_output_then_finished_with_its_exit_code(driver: Driv
     if samples.exit3 is not None:
         items, control = await exchange(proc, "exec", samples.exit3)
         assert finished(control, items) == 3
+        assert "error" not in control.data  # an explicit exit is not an error
     items, control = await exchange(proc, "exec", "")  # an empty run still finishes
     assert finished(control, items) == 0
+
+
+@with_driver
+async def test_exec_accepts_the_object_form_and_ignores_unknown_options(driver: Driver) -> None:
+    _, samples, proc = driver
+    for options in ({}, {"noSuchOption": [1, 2]}, {"lastValue": False, "figureFormats": ["png"]}):
+        items, control = await exchange(proc, "exec", {"code": samples.hello, "options": options})
+        assert finished(control, items) == 0, options
+        assert console(items) == [("stdout", "hello\n")], options
+    assert exec_data(samples.fail, {"x": 1}) == {"code": samples.fail, "options": {"x": 1}}
+    items, control = await exchange(proc, "exec", exec_data(samples.fail, {"x": 1}))
+    assert finished(control, items) == 1
+    assert text(items, "stderr")
+    items, control = await exchange(proc, "exec", exec_data(samples.hello))  # a plain str
+    assert finished(control, items) == 0 and text(items) == "hello\n"
+
+
+@with_driver
+async def test_a_failed_run_reports_its_error_where_the_language_can(driver: Driver) -> None:
+    _, samples, proc = driver
+    items, control = await exchange(proc, "exec", samples.hello)
+    assert finished(control, items) == 0
+    assert control.data is None or "error" not in control.data  # success: no error object
+    items, control = await exchange(proc, "exec", samples.fail)
+    assert finished(control, items) != 0
+    error = finished_error(control.data)
+    if samples.error is None:
+        assert "error" not in control.data, control.data
+        return
+    assert error is not None, control.data
+    assert error == control.data["error"]  # nothing malformed, nothing extra
+    name, part = samples.error
+    assert error["name"] == name and part in error["value"], error
+    lines = error["traceback"]
+    assert lines and all(line.endswith("\n") for line in lines), lines
+    assert "".join(lines) == text(items, "stderr")  # the text the driver printed
 
 
 @with_driver

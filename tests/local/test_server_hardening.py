@@ -148,7 +148,9 @@ class StubKernel:
     def __init__(self) -> None:
         self.interrupts = 0
 
-    async def execute(self, mode: str, code: str, options: dict[str, Any] | None) -> Any:
+    async def execute(
+        self, mode: str, code: str, options: dict[str, Any] | None, **extensions: Any
+    ) -> Any:
         raise KernelBusy("The kernel is running another program.")
 
     async def restart(self) -> None:

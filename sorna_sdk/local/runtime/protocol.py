@@ -49,9 +49,21 @@ Gateway to driver
     its environment, sets up the kernel of ``lang`` (a canonical name) and answers ``ready``.
     ``max_mem_kib`` is informational (the limit is already applied). A pooled driver waits
     for this frame in the kernels' root.
-``exec``: ``str``
+``exec``: ``str`` or :class:`ExecData` ``{"code", "options"}``
     Run the code in the kernel's persistent state. The driver answers with output frames,
-    possibly ``waiting-input`` (then ``input``) rounds, and exactly one ``finished``.
+    possibly ``waiting-input`` (then ``input``) rounds, and exactly one ``finished``. The
+    gateway sends the object form when the execute request had options (the client's
+    ``options`` object as it came, :class:`ExecOptions`); every driver accepts both forms and
+    ignores options it does not know. Options (python3; other drivers ignore them):
+
+    ``"lastValue": true``
+        When the code's last top-level statement is an expression whose value is not
+        ``None``, that value is sent as a ``result`` frame (below) before ``finished``.
+        Without the option (or with anything but ``true``) no ``result`` is sent.
+    ``"figureFormats": ["png"]``
+        The formats of matplotlib figures, in this order: ``"png"`` (``media`` ``image/png``,
+        base64) and/or ``"svg"`` (``media`` ``image/svg+xml``, the text). Default, and for a
+        value with neither: ``["png"]``.
 ``shell``: ``str``
     Run ``bash -c <command>`` in the work dir (batch mode's steps): stdin ``/dev/null``,
     fd 1 and 2 inherited (raw output), a process group of its own. Answered by one
@@ -77,7 +89,14 @@ Driver to gateway
     sent as several frames (a driver splits no UTF-16 surrogate pair).
 ``media``: ``[mime, data]``
     One media item, one frame: ``data`` is base64 for binary content, the text itself for a
-    textual type (``image/svg+xml``).
+    textual type (``image/svg+xml``). A frame above the gateway's ``max_media_bytes`` kills the
+    driver (above): a driver sends what it has and leaves that cap to the gateway.
+``result``: :class:`ResultBundle` (a MIME bundle: ``{mime: data}``)
+    The value of the run's last expression (the ``lastValue`` option), a console item of its
+    own: always ``"text/plain"`` (its ``repr()``), and ``"text/html"``, ``"image/png"``
+    (base64) and ``"image/svg+xml"`` (the text) when the value has ``_repr_html_``,
+    ``_repr_png_``, ``_repr_svg_`` (a matplotlib Figure: its image in the run's
+    ``figureFormats``). At most one per run, after the run's other output.
 ``html``: ``str``; ``log``: ``str``
     An HTML fragment; a log line.
 ``sync``: ``null``
@@ -88,15 +107,55 @@ Driver to gateway
 ``waiting-input``: :class:`WaitingInputData` ``{"is_password"}``
     The program blocks reading one line (``input()``, ``getpass``, ``io.read()``); the
     gateway answers with ``input``. A prompt is sent as ``stdout`` before this frame.
-``finished``: :class:`FinishedData` ``{"exitCode"}`` or ``null``
+``finished``: :class:`FinishedData` ``{"exitCode", "error"}`` or ``null``
     The run of an ``exec`` or ``shell`` ended. ``null``, no ``exitCode`` or ``0``: it went
     well. Otherwise ``exitCode`` is ``1`` for an uncaught error (a syntax error included),
     ``N`` for an explicit exit with status N (``sys.exit(N)``, a shell's status), and
     :data:`SIGINT_EXIT` (130) for a run that SIGINT ended. A language without a way to read
     input (bash: stdin is ``/dev/null``) simply sees end of file.
+
+    An ``exec`` that ended with an uncaught error (``exitCode`` 1) also carries ``error``, a
+    :class:`RunErrorData` ``{"name", "value", "traceback"}``, where the language can say:
+
+    * python3: ``type(exc).__name__``, ``str(exc)`` and the lines of
+      ``traceback.format_exception`` without the driver's own frames (a ``SyntaxError``:
+      ``format_exception_only``), the same text as on stderr. ``SystemExit`` is an exit
+      status and an interrupt is exit code 130: neither has an error object.
+    * nodejs: ``err.name``, ``err.message`` and the lines of ``err.stack`` (without the
+      driver's frames; a thrown promise rejection that the run awaited too); a thrown value
+      that is not an Error: ``"Error"``, its ``String()`` and the ``Uncaught ...`` line.
+    * lua5: ``"LuaError"``, the message (``<input>:1: boom``) and the lines of the message and
+      its ``stack traceback:``.
+    * bash, and every ``shell``: no error object, the exit status only.
+
+    ``traceback`` is a list of strings that each end with a newline (one may hold several
+    lines, as ``format_exception``'s do): joined, they are the text the driver wrote to
+    stderr, which it writes as before.
 ``completion``: ``list[str]``
     The answer to ``complete``: candidates, possibly none (a language whose record says
     ``completion=False`` always answers ``[]``).
+
+Rich output of Python kernels
+=============================
+
+What python3 kernel code can do that turns into the frames above (the Python driver's
+docstring has the details):
+
+* ``display(obj)`` (a builtin, also ``sorna.display``) sends ``obj``'s richest
+  representation: a matplotlib Figure's image (``media``, in the run's ``figureFormats``),
+  ``_repr_png_`` (``media`` ``image/png``), ``_repr_svg_`` (``media`` ``image/svg+xml``),
+  ``_repr_html_`` (``html``), else its ``repr()`` and a newline on ``stdout``.
+  ``display(bundle, raw=True)`` sends the richest entry of a dict MIME bundle
+  (``image/png``, ``image/svg+xml``, other ``image/*``, ``text/html``, ``text/plain``);
+  bytes of a binary type are base64-encoded.
+* ``sorna.display_media(mime, data)`` (bytes base64-encoded), ``sorna.display_html(html)``
+  and ``sorna.log(text)`` send one ``media``, ``html``, ``log`` frame.
+* matplotlib, if kernel code imports it: ``MPLBACKEND=Agg`` is set before kernel code runs;
+  ``matplotlib.pyplot.show()`` sends every open figure as ``media`` (one frame per format of
+  ``figureFormats``) and closes it; the figures still open when a run ends are sent the same
+  way (except those that ``display`` or a ``result`` already sent in that run) and closed,
+  before ``finished``. The driver imports nothing of matplotlib itself: ``pyplot.show`` is
+  patched by an import hook when kernel code first imports ``matplotlib.pyplot``.
 
 Ordering
 ========
@@ -160,6 +219,8 @@ __all__ = [
     "ConfigureData",
     "ControlKind",
     "DriverKind",
+    "ExecData",
+    "ExecOptions",
     "FinishedData",
     "FrameDecoder",
     "FrameError",
@@ -168,11 +229,15 @@ __all__ = [
     "Kind",
     "OutputKind",
     "ReadyData",
+    "ResultBundle",
+    "RunErrorData",
     "WaitingInputData",
     "completion_candidates",
     "configure_data",
     "encode_frame",
+    "exec_data",
     "exit_code",
+    "finished_error",
     "ready_pid",
     "text_chunks",
     "waiting_input_data",
@@ -181,7 +246,7 @@ __all__ = [
 #: What the gateway sends to a driver.
 GatewayKind: TypeAlias = Literal["configure", "exec", "shell", "input", "complete"]
 #: Frames that become console items.
-OutputKind: TypeAlias = Literal["stdout", "stderr", "media", "html", "log"]
+OutputKind: TypeAlias = Literal["stdout", "stderr", "media", "html", "log", "result"]
 #: Frames that end a wait of the gateway (and are sync points).
 ControlKind: TypeAlias = Literal["ready", "finished", "waiting-input", "completion"]
 #: What a driver sends to the gateway.
@@ -234,10 +299,44 @@ class WaitingInputData(TypedDict):
     is_password: bool
 
 
+class ExecOptions(TypedDict, total=False):
+    """``exec`` options a driver knows (python3); a client may send others, ignored."""
+
+    lastValue: bool
+    figureFormats: list[Literal["png", "svg"]]
+
+
+class ExecData(TypedDict):
+    """``exec``'s object form: the code and the execute request's options."""
+
+    code: str
+    options: ExecOptions | dict[str, Any]
+
+
+class RunErrorData(TypedDict):
+    """``finished``'s ``error``: the uncaught error's name, message and traceback lines."""
+
+    name: str
+    value: str
+    traceback: list[str]
+
+
+#: ``result``: the last expression's value as a MIME bundle (``text/plain`` always there).
+ResultBundle = TypedDict(
+    "ResultBundle",
+    {"text/plain": str, "text/html": str, "image/png": str, "image/svg+xml": str},
+    total=False,
+)
+
+
 class FinishedData(TypedDict, total=False):
-    """``finished``: ``exitCode`` absent or 0 = success (the whole data may be ``null``)."""
+    """``finished``: ``exitCode`` absent or 0 = success (the whole data may be ``null``).
+
+    ``error`` only for an ``exec`` that an uncaught error ended, in a language that reports it.
+    """
 
     exitCode: int
+    error: RunErrorData
 
 
 def configure_data(
@@ -245,6 +344,11 @@ def configure_data(
 ) -> ConfigureData:
     """The data of a ``configure`` frame."""
     return {"lang": lang, "cwd": cwd, "max_mem_kib": max_mem_kib, "environ": dict(environ or {})}
+
+
+def exec_data(code: str, options: Mapping[str, Any] | None = None) -> str | ExecData:
+    """The data of an ``exec`` frame: the code alone, or the object form when there are options."""
+    return {"code": code, "options": dict(options)} if options else code
 
 
 # ---- reading what a driver sent (a driver is not trusted: wrong shapes get defaults) -------
@@ -266,6 +370,19 @@ def exit_code(data: Any) -> int:
     """``finished``'s exit code: 0 for ``null``, no ``exitCode`` or a non-integer one."""
     code = data.get("exitCode") if isinstance(data, dict) else None
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
+
+
+def finished_error(data: Any) -> RunErrorData | None:
+    """``finished``'s error object, ``None`` when absent or malformed (the lines must be str)."""
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return None
+    name, value, lines = error.get("name"), error.get("value"), error.get("traceback")
+    if not (isinstance(name, str) and isinstance(value, str) and isinstance(lines, list)):
+        return None
+    if not all(isinstance(line, str) for line in lines):
+        return None
+    return {"name": name, "value": value, "traceback": list(lines)}
 
 
 def completion_candidates(data: Any) -> list[str]:

@@ -5,6 +5,10 @@
 // (tests/local/test_driver_conformance.py). Frames travel over the socket whose fd is in
 // SORNA_CTL_FD; input() replies arrive on the blocking pipe in SORNA_INPUT_FD so that input()
 // can be synchronous. Code runs in one persistent vm context, so top-level bindings persist.
+// An `exec` frame's data is the code, or {"code", "options"} (no option is used here yet; unknown
+// ones are ignored). A failed run's `finished` carries {"exitCode": 1, "error": {"name", "value",
+// "traceback"}}: a thrown Error's name, message and stack lines (without the driver's frames),
+// or for another thrown value "Error", its String() and the "Uncaught ..." line.
 'use strict';
 const fs = require('fs');
 const net = require('net');
@@ -23,7 +27,6 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 const MAX_FRAME = 256 * 1024 * 1024;
 const TEXT_CHUNK = 64 * 1024;
 const SIGINT_EXIT = 130;
-const FAILED = { exitCode: 1 };
 const INTERRUPTED = { exitCode: SIGINT_EXIT };
 // Seconds a shell job gets to end after SIGINT before its process group is killed.
 const SHELL_GRACE_MS = 500;
@@ -136,12 +139,40 @@ function formatError(err) {
   return 'Uncaught ' + util.inspect(err) + '\n';
 }
 
+function safeString(value) {
+  try { return String(value); } catch (e) { return util.inspect(value); }
+}
+
+// The protocol's error object of a thrown value; `text` is what went to stderr (formatError):
+// its lines, each with its newline, are the traceback.
+function errorObject(err, text) {
+  const traceback = text.split(/(?<=\n)/);
+  const isError = err !== null && typeof err === 'object' && typeof err.stack === 'string';
+  if (isError) {
+    let name = 'Error';
+    let value = '';
+    try { name = err.name == null ? 'Error' : safeString(err.name); } catch (e) { /* getter */ }
+    try { value = err.message == null ? '' : safeString(err.message); } catch (e) { /* getter */ }
+    return { name, value, traceback };
+  }
+  return { name: 'Error', value: safeString(err), traceback };
+}
+
+// `exec` data: the code as a string, or {"code": str, "options": {...}}.
+function execRequest(d) {
+  if (d !== null && typeof d === 'object' && !Array.isArray(d)) {
+    const options = d.options !== null && typeof d.options === 'object' ? d.options : {};
+    return { code: typeof d.code === 'string' ? d.code : '', options };
+  }
+  return { code: String(d == null ? '' : d), options: {} };
+}
+
 // An interrupt while a run awaits a promise ends the wait (synchronous code is stopped by
 // breakOnSigint instead); an interrupt during a shell job signals the job's process group.
 let interruptRun = null;
 const INTERRUPTED_CODE = 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
 
-async function runCode(code) {
+async function runCode(code, options) { // options: none is used yet
   try {
     const script = new vm.Script(code, { filename: '<input>' });
     const value = script.runInContext(context, { breakOnSigint: true });
@@ -156,8 +187,10 @@ async function runCode(code) {
       await Promise.race([value, interrupted]);
     }
   } catch (err) {
-    sendText('stderr', formatError(err));
-    return err && err.code === INTERRUPTED_CODE ? INTERRUPTED : FAILED;
+    const text = formatError(err);
+    sendText('stderr', text);
+    if (err && err.code === INTERRUPTED_CODE) return INTERRUPTED;
+    return { exitCode: 1, error: errorObject(err, text) };
   } finally {
     interruptRun = null;
   }
@@ -248,7 +281,8 @@ async function pump() {
     } else if (msg.t === 'complete') {
       send('completion', []);
     } else if (msg.t === 'exec') {
-      send('finished', await runCode(String(msg.d == null ? '' : msg.d)));
+      const { code, options } = execRequest(msg.d);
+      send('finished', await runCode(code, options));
     } else if (msg.t === 'shell') {
       send('finished', await runShell(String(msg.d == null ? '' : msg.d)));
     } // unknown kinds are ignored (the protocol's rule)

@@ -7,21 +7,48 @@ path: this source cannot import the SDK), and leaves fd 1 and fd 2 as raw pipes 
 gateway also reads, for output of subprocesses and C code.
 
 Rich output from Python code: the name ``sorna`` is predefined in the kernel namespace (it is
-also importable as ``sorna_display``)::
+also importable as ``sorna_display``), and ``display`` is a builtin::
 
     sorna.display_html("<b>hi</b>")
     sorna.display_media("image/png", png_bytes)   # bytes are sent base64-encoded
     sorna.display_media("image/svg+xml", svg_text)  # str is sent as is
     sorna.log("a log line")
+    display(obj)                 # also sorna.display: obj's richest representation
+    display({"image/png": png_bytes, "text/plain": "a plot"}, raw=True)  # a MIME bundle
+
+``display(obj)`` sends, of what ``obj`` offers, the first of: a matplotlib Figure's image
+(``media``, in the run's ``figureFormats``), ``_repr_png_()`` (``media`` ``image/png``,
+base64), ``_repr_svg_()`` (``media`` ``image/svg+xml``, the text), ``_repr_html_()``
+(``html``); anything else is its ``repr()`` on stdout with a newline. ``raw=True`` takes a
+dict MIME bundle and sends its richest entry (``image/png``, ``image/svg+xml``, another
+``image/*``, ``text/html``, ``text/plain``); image data may be bytes (base64-encoded here) or
+a str (sent as is: base64 for a binary type).
+
+Python kernels also get (``protocol.py`` has the shapes):
+
+* a failed run's ``finished`` carries ``error`` ``{"name", "value", "traceback"}`` from the real
+  exception (the traceback without this driver's frames, as printed on stderr); ``SystemExit``
+  is an exit status (no error object), an interrupt exit code 130 (no error object);
+* the ``exec`` options ``lastValue`` (the last expression statement's value, unless ``None``, as
+  a ``result`` frame: a MIME bundle with ``text/plain`` and what ``_repr_*_`` give) and
+  ``figureFormats`` (``["png"]`` by default, ``"svg"``);
+* matplotlib, when kernel code imports it: ``MPLBACKEND=Agg`` is set before kernel code runs,
+  ``plt.show()`` sends every open pyplot figure as ``media`` and closes it, and the figures
+  still open when a run ends are sent (unless ``display`` already sent them in this run) and
+  closed before ``finished``. Nothing of matplotlib is imported by the driver itself: a meta
+  path hook patches ``matplotlib.pyplot.show`` when kernel code first imports it.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import builtins
 import codecs
 import contextlib
 import getpass
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import io
 import os
@@ -221,20 +248,213 @@ def _getpass(prompt: str = "Password: ", stream: object = None) -> str:
     return read_input(prompt, password=True)
 
 
+def display_media(mime: str, data: bytes | str) -> None:
+    """Show a media item; bytes are base64-encoded."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = base64.b64encode(bytes(data)).decode("ascii")
+    OUT.flush()
+    send("media", [str(mime), data])
+
+
+def display_html(html: str) -> None:
+    """Show an HTML fragment."""
+    OUT.flush()
+    send("html", str(html))
+
+
+def _textual(mime: str) -> bool:
+    return mime.startswith("text/") or mime.endswith(("+xml", "/json", "+json"))
+
+
+class _Rich:
+    """Per-run state of rich output: the figure formats asked for, the figures displayed."""
+
+    #: ``figureFormats`` of the current run (``exec`` options), in the order asked.
+    formats: tuple[str, ...] = ("png",)
+    #: Figures ``display`` (or a ``result``) already sent in this run.
+    shown: list[Any] = []  # noqa: RUF012 - one process-wide state
+
+    @classmethod
+    def start(cls, options: dict[str, Any]) -> None:
+        asked = options.get("figureFormats")
+        wanted = [f for f in asked if f in ("png", "svg")] if isinstance(asked, list) else []
+        cls.formats = tuple(dict.fromkeys(wanted)) or ("png",)
+        cls.shown = []
+
+
+def _is_figure(obj: object) -> bool:
+    module = sys.modules.get("matplotlib.figure")
+    figure = getattr(module, "Figure", None)
+    return isinstance(figure, type) and isinstance(obj, figure)
+
+
+def _figure_images(fig: Any) -> list[tuple[str, str]]:
+    """``(mime, data)`` of a figure in the run's formats (PNG base64, SVG text)."""
+    images: list[tuple[str, str]] = []
+    for fmt in _Rich.formats:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt)
+        if fmt == "svg":
+            images.append(("image/svg+xml", buf.getvalue().decode("utf-8", "replace")))
+        else:
+            images.append(("image/png", base64.b64encode(buf.getvalue()).decode("ascii")))
+    return images
+
+
+def _repr_data(obj: object, method: str) -> Any:
+    """What ``obj._repr_<x>_()`` gives (``None``: nothing; IPython's (data, meta) tuples too)."""
+    if isinstance(obj, type):
+        return None  # a class's _repr_*_ are unbound methods
+    func = getattr(obj, method, None)
+    if not callable(func):
+        return None
+    try:
+        data = func()
+    except Exception:
+        return None  # a broken representation is one the object does not have
+    if isinstance(data, tuple) and data:
+        data = data[0]
+    return data
+
+
+def _mime_bundle(obj: object) -> dict[str, str]:
+    """The rich representations of ``obj``: the richest first (no ``text/plain``)."""
+    bundle: dict[str, str] = {}
+    if _is_figure(obj):
+        bundle.update(_figure_images(obj))
+        _Rich.shown.append(obj)
+        return bundle
+    png = _repr_data(obj, "_repr_png_")
+    if isinstance(png, (bytes, bytearray, memoryview)):
+        bundle["image/png"] = base64.b64encode(bytes(png)).decode("ascii")
+    elif isinstance(png, str):
+        bundle["image/png"] = png
+    svg = _repr_data(obj, "_repr_svg_")
+    if isinstance(svg, (bytes, bytearray, memoryview)):
+        bundle["image/svg+xml"] = bytes(svg).decode("utf-8", "replace")
+    elif isinstance(svg, str):
+        bundle["image/svg+xml"] = svg
+    html = _repr_data(obj, "_repr_html_")
+    if isinstance(html, str):
+        bundle["text/html"] = html
+    return bundle
+
+
+def _send_bundle_entry(bundle: dict[str, Any]) -> bool:
+    """Send the richest entry of a MIME bundle; ``False`` when it has none that can be shown."""
+    images = [m for m in bundle if isinstance(m, str) and m.startswith("image/")]
+    for mime in sorted(images, key=lambda m: (m != "image/png", m != "image/svg+xml")):
+        data = bundle[mime]
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            raw = bytes(data)  # SVG is sent as its text, binary types base64-encoded
+            display_media(mime, raw.decode("utf-8", "replace") if _textual(mime) else raw)
+        else:
+            display_media(mime, str(data))
+        return True
+    if "text/html" in bundle:
+        display_html(bundle["text/html"])
+        return True
+    if "text/plain" in bundle:
+        sys.stdout.write(f"{bundle['text/plain']}\n")
+        return True
+    return False
+
+
+def display(*objs: Any, raw: bool = False) -> None:
+    """Show each object in its richest representation (see the module's docstring).
+
+    ``raw=True``: each object is a MIME bundle (a dict of mime -> data) whose richest entry
+    is sent.
+    """
+    for obj in objs:
+        if raw:
+            if not isinstance(obj, dict):
+                raise TypeError(f"display(raw=True) needs a dict MIME bundle, not {type(obj)}")
+            if not _send_bundle_entry(obj):
+                raise ValueError(f"no MIME type that can be shown in {sorted(map(str, obj))}")
+        elif not _send_bundle_entry(_mime_bundle(obj)):
+            sys.stdout.write(repr(obj) + "\n")
+
+
+def send_result(value: object) -> None:
+    """``lastValue``'s console item ``["result", bundle]``: ``text/plain`` and the rich ones."""
+    bundle = {"text/plain": repr(value)}
+    bundle.update(_mime_bundle(value))
+    OUT.flush()
+    send("result", bundle)
+
+
+def _send_figures(pyplot: Any, skip_shown: bool) -> None:
+    """Send every open pyplot figure (in the run's formats) and close it."""
+    for num in list(pyplot.get_fignums()):
+        fig = pyplot.figure(num)
+        try:
+            if not (skip_shown and any(fig is f for f in _Rich.shown)):
+                for mime, data in _figure_images(fig):
+                    display_media(mime, data)
+        except Exception:
+            sys.stderr.write("".join(traceback.format_exc()))
+        finally:
+            pyplot.close(fig)
+
+
+def _pyplot_show(*args: Any, **kwargs: Any) -> None:
+    """``matplotlib.pyplot.show`` in a kernel: every open figure becomes a media item."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        _send_figures(pyplot, skip_shown=False)
+
+
+def _end_of_run_figures() -> None:
+    """Figures still open when a run ends are sent and closed (if pyplot was ever imported)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None and callable(getattr(pyplot, "get_fignums", None)):
+        _send_figures(pyplot, skip_shown=True)
+    _Rich.shown = []
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Runs ``matplotlib.pyplot`` with its own loader, then replaces its ``show``."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        module: types.ModuleType | None = self._loader.create_module(spec)
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self._loader.exec_module(module)
+        module.__dict__["_sorna_original_show"] = module.__dict__.get("show")
+        module.__dict__["show"] = _pyplot_show
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)  # get_source, get_code, is_package, ...
+
+
+class _PyplotHook(importlib.abc.MetaPathFinder):
+    """A meta path finder that only acts on the first import of ``matplotlib.pyplot``."""
+
+    def find_spec(
+        self, fullname: str, path: Any, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "matplotlib.pyplot":
+            return None
+        spec: importlib.machinery.ModuleSpec | None = None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is not self and find is not None:
+                spec = find(fullname, path, target)
+                if spec is not None:
+                    break
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
 def _make_display_module() -> types.ModuleType:
     mod = types.ModuleType("sorna_display", "Rich output for Sorna kernels.")
-
-    def display_media(mime: str, data: bytes | str) -> None:
-        """Show a media item; bytes are base64-encoded."""
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            data = base64.b64encode(bytes(data)).decode("ascii")
-        OUT.flush()
-        send("media", [str(mime), data])
-
-    def display_html(html: str) -> None:
-        """Show an HTML fragment."""
-        OUT.flush()
-        send("html", str(html))
 
     def log(text: str) -> None:
         """Add a log item."""
@@ -243,6 +463,7 @@ def _make_display_module() -> types.ModuleType:
 
     mod.display_media = display_media  # type: ignore[attr-defined]
     mod.display_html = display_html  # type: ignore[attr-defined]
+    mod.display = display  # type: ignore[attr-defined]
     mod.log = log  # type: ignore[attr-defined]
     return mod
 
@@ -296,11 +517,34 @@ FAILED: dict[str, int] = {"exitCode": 1}
 INTERRUPTED: dict[str, int] = {"exitCode": framing.SIGINT_EXIT}
 
 
+def failed(name: str, value: str, tb: list[str]) -> dict[str, Any]:
+    """``finished`` data of a failed run with its error object (``protocol.RunErrorData``)."""
+    return {"exitCode": 1, "error": {"name": name, "value": value, "traceback": tb}}
+
+
+def _exc_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__} object>"
+
+
+def exec_request(data: Any) -> tuple[str, dict[str, Any]]:
+    """``exec`` data, a str or ``{"code", "options"}``: the code and the options."""
+    if isinstance(data, dict):
+        code, options = data.get("code"), data.get("options")
+        return (
+            code if isinstance(code, str) else "",
+            options if isinstance(options, dict) else {},
+        )
+    return str(data or ""), {}
+
+
 class Kernel:
     """What one language does with exec, shell and complete frames."""
 
-    def run(self, code: str) -> dict[str, int] | None:
-        """Run a query; return ``finished`` options (``None`` when it went well)."""
+    def run(self, code: str, options: dict[str, Any]) -> dict[str, Any] | None:
+        """Run a query; return ``finished`` data (``None`` when it went well)."""
         raise NotImplementedError
 
     def complete(self, text: str) -> list[str]:
@@ -347,19 +591,44 @@ class PythonKernel(Kernel):
     def __init__(self) -> None:
         main = types.ModuleType("__main__")
         sys.modules["__main__"] = main
-        display = _make_display_module()
-        sys.modules["sorna_display"] = display
-        main.__dict__["sorna"] = display
+        module = _make_display_module()
+        sys.modules["sorna_display"] = module
+        main.__dict__["sorna"] = module
+        builtins.display = display  # type: ignore[attr-defined]
         self.ns = main.__dict__
+        # matplotlib draws off-screen; pyplot.show is patched when kernel code imports pyplot.
+        os.environ["MPLBACKEND"] = "Agg"
+        sys.meta_path.insert(0, _PyplotHook())
 
-    def run(self, code: str) -> dict[str, int] | None:
+    def run(self, code: str, options: dict[str, Any]) -> dict[str, Any] | None:
+        _Rich.start(options)
         try:
-            compiled = compile(code, "<input>", "exec")
+            return self._run(code, options.get("lastValue") is True)
+        finally:
+            _end_of_run_figures()
+
+    def _run(self, code: str, last_value: bool) -> dict[str, Any] | None:
+        tail: types.CodeType | None = None
+        try:
+            if last_value:
+                tree = ast.parse(code, "<input>")
+                last = tree.body[-1] if tree.body else None
+                if isinstance(last, ast.Expr):
+                    tree.body.pop()
+                    tail = compile(ast.Expression(last.value), "<input>", "eval")
+                compiled = compile(tree, "<input>", "exec")
+            else:
+                compiled = compile(code, "<input>", "exec")
         except (SyntaxError, ValueError, OverflowError) as exc:
-            sys.stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
-            return FAILED
+            lines = traceback.format_exception_only(type(exc), exc)
+            sys.stderr.write("".join(lines))
+            return failed(type(exc).__name__, _exc_str(exc), lines)
         try:
             exec(compiled, self.ns)  # noqa: S102 - running user code is the point
+            if tail is not None:
+                value = eval(tail, self.ns)  # noqa: S307 - the code's own last expression
+                if value is not None:
+                    send_result(value)
         except SystemExit as exc:
             if exc.code is None or exc.code == 0:
                 return None
@@ -368,8 +637,11 @@ class PythonKernel(Kernel):
             tb = exc.__traceback__
             while tb is not None and tb.tb_frame.f_code.co_filename != "<input>":
                 tb = tb.tb_next
-            sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
-            return INTERRUPTED if isinstance(exc, KeyboardInterrupt) else FAILED
+            lines = traceback.format_exception(type(exc), exc, tb)
+            sys.stderr.write("".join(lines))
+            if isinstance(exc, KeyboardInterrupt):
+                return INTERRUPTED
+            return failed(type(exc).__name__, _exc_str(exc), lines)
         return None
 
     def complete(self, text: str) -> list[str]:
@@ -468,18 +740,24 @@ class LuaKernel(Kernel):
         )(_interrupt_point)
         self.load = self.runtime.globals().load
 
-    def run(self, code: str) -> dict[str, int] | None:
+    def run(self, code: str, options: dict[str, Any]) -> dict[str, Any] | None:
         try:
             loaded = self.load(code, "=<input>")
             chunk, err = loaded if isinstance(loaded, tuple) else (loaded, None)
             if chunk is None:
                 OUT.write("stderr", f"{err}\n")
-                return FAILED
+                return _lua_failed(str(err))
             chunk()
         except self.lua.LuaError as exc:
             OUT.write("stderr", f"{exc}\n")
-            return FAILED
+            return _lua_failed(_exc_str(exc))
         return None
+
+
+def _lua_failed(text: str) -> dict[str, Any]:
+    """A Lua error's ``finished`` data: the message, then lupa's "stack traceback:" lines."""
+    message = text.split("\nstack traceback:", 1)[0]
+    return failed("LuaError", message, f"{text}\n".splitlines(keepends=True))
 
 
 def _interrupt_point() -> None:
@@ -489,7 +767,7 @@ def _interrupt_point() -> None:
 class BashKernel(Kernel):
     """Each query runs as ``bash -c`` in the work dir: no shell state survives between queries."""
 
-    def run(self, code: str) -> dict[str, int] | None:
+    def run(self, code: str, options: dict[str, Any]) -> dict[str, Any] | None:
         status = shell(code)
         return {"exitCode": status} if status else None
 
@@ -547,7 +825,7 @@ def _serve() -> None:
             _busy.set()
             try:
                 if kind == "exec":
-                    result = kernel.run(str(data or ""))
+                    result = kernel.run(*exec_request(data))
                 else:
                     result = {"exitCode": shell(str(data or ""))}
             finally:
