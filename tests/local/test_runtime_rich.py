@@ -322,3 +322,30 @@ async def test_lua_error_objects(kernel: DriverProcess) -> None:
 async def test_bash_reports_an_exit_code_only(kernel: DriverProcess) -> None:
     _, data = await run(kernel, "echo no >&2; exit 2")
     assert data == {"exitCode": 2}
+
+
+@needs_mpl
+async def test_plots_under_the_sandbox_print_no_warnings(tmp_path: Path) -> None:
+    from sorna_sdk.local.runtime.registry import KernelRegistry
+    from sorna_sdk.local.runtime.sandbox import bwrap_problem
+
+    problem = bwrap_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    settings = RuntimeSettings(root=tmp_path / "kernels", pool_size=0, sandbox="bwrap")
+    registry = KernelRegistry(settings)
+    await registry.start()
+    try:
+        sandboxed, _ = await registry.get_or_create("ak", "plot-sandboxed", "python3")
+        results = [
+            await sandboxed.execute(
+                "query", "import matplotlib.pyplot as p\np.plot([1])\np.show()", None
+            )
+        ]
+        while results[-1].status == "continued":
+            results.append(await sandboxed.execute("query", "", None))
+        kinds = [kind for r in results for kind, _ in r.console]
+        stderr = "".join(d for r in results for k, d in r.console if k == "stderr")
+        assert kinds == ["media"], stderr  # no "not a writable directory" warning
+    finally:
+        await registry.close()

@@ -58,6 +58,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -598,6 +599,9 @@ class PythonKernel(Kernel):
         self.ns = main.__dict__
         # matplotlib draws off-screen; pyplot.show is patched when kernel code imports pyplot.
         os.environ["MPLBACKEND"] = "Agg"
+        if "MPLCONFIGDIR" not in os.environ and not _writable_config():
+            # E.g. under the sandbox (the home is read-only): a cache of its own, quietly.
+            os.environ["MPLCONFIGDIR"] = os.path.join(tempfile.gettempdir(), "sorna-matplotlib")
         sys.meta_path.insert(0, _PyplotHook())
 
     def run(self, code: str, options: dict[str, Any]) -> dict[str, Any] | None:
@@ -773,6 +777,17 @@ class BashKernel(Kernel):
 
 
 _KERNELS = {"python3": PythonKernel, "lua5": LuaKernel, "bash": BashKernel}
+
+
+def _writable_config() -> bool:
+    """Whether matplotlib's default config folder (``~/.config/matplotlib``) is writable."""
+    folder = os.path.join(os.path.expanduser("~"), ".config", "matplotlib")
+    while not os.path.exists(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+    return os.access(folder, os.W_OK)
 
 
 def _configure(opts: dict[str, Any]) -> Kernel:
