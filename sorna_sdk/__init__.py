@@ -19,6 +19,7 @@ from .exceptions import AuthenticationError as AuthenticationError
 from .exceptions import BadRequestError as BadRequestError
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import ExecutionError as ExecutionError
+from .exceptions import ExecutionTimeoutError as ExecutionTimeoutError
 from .exceptions import ImageNotFoundError as ImageNotFoundError
 from .exceptions import InstanceNotAvailableError as InstanceNotAvailableError
 from .exceptions import InstanceNotFoundError as InstanceNotFoundError
@@ -37,6 +38,7 @@ from .exceptions import KernelRestartFailedError as KernelRestartFailedError
 from .exceptions import NotFoundError as NotFoundError
 from .exceptions import NotImplementedByServerError as NotImplementedByServerError
 from .exceptions import PermissionDeniedError as PermissionDeniedError
+from .exceptions import ProgramError as ProgramError
 from .exceptions import PtyError as PtyError
 from .exceptions import QuotaExceededError as QuotaExceededError
 from .exceptions import RateLimitError as RateLimitError
@@ -45,12 +47,19 @@ from .exceptions import ServiceUnavailableError as ServiceUnavailableError
 from .exceptions import SessionAlreadyExistsError as SessionAlreadyExistsError
 from .exceptions import SornaError as SornaError
 from .exceptions import StreamError as StreamError
+from .exceptions import StreamResumeError as StreamResumeError
 from .exceptions import UnsupportedAPIVersionError as UnsupportedAPIVersionError
 from .exceptions import UnsupportedOperationError as UnsupportedOperationError
 from .execute_stream import ExecuteStream as ExecuteStream
 from .execute_stream import SyncExecuteStream as SyncExecuteStream
 from .kernels import AsyncKernel as AsyncKernel
 from .kernels import Kernel as Kernel
+from .live import AsyncLiveRun as AsyncLiveRun
+from .live import InputRequest as InputRequest
+from .live import LiveEvent as LiveEvent
+from .live import LiveRun as LiveRun
+from .live import OutputEvent as OutputEvent
+from .live import ResultEvent as ResultEvent
 from .models import Completions as Completions
 from .models import ConsoleItem as ConsoleItem
 from .models import DestroyResult as DestroyResult
@@ -58,6 +67,7 @@ from .models import ExecutionResult as ExecutionResult
 from .models import FileEntry as FileEntry
 from .models import FileList as FileList
 from .models import KernelInfo as KernelInfo
+from .models import RunError as RunError
 from .models import SessionEvent as SessionEvent
 from .models import SessionInfo as SessionInfo
 from .models import SessionStatus as SessionStatus
@@ -78,6 +88,7 @@ __all__ = [
     "APITimeoutError",
     "API_VERSION",
     "AsyncKernel",
+    "AsyncLiveRun",
     "AsyncSession",
     "AuthenticationError",
     "BadRequestError",
@@ -89,9 +100,11 @@ __all__ = [
     "ExecuteStream",
     "ExecutionError",
     "ExecutionResult",
+    "ExecutionTimeoutError",
     "FileEntry",
     "FileList",
     "ImageNotFoundError",
+    "InputRequest",
     "InstanceNotAvailableError",
     "InstanceNotFoundError",
     "InsufficientPrivilegeError",
@@ -108,12 +121,18 @@ __all__ = [
     "KernelInfo",
     "KernelNotFoundError",
     "KernelRestartFailedError",
+    "LiveEvent",
+    "LiveRun",
     "NotFoundError",
     "NotImplementedByServerError",
+    "OutputEvent",
     "PermissionDeniedError",
+    "ProgramError",
     "PtyError",
     "QuotaExceededError",
     "RateLimitError",
+    "ResultEvent",
+    "RunError",
     "SchedulingFailedError",
     "ServiceUnavailableError",
     "Session",
@@ -125,6 +144,7 @@ __all__ = [
     "SornaKernelInfo",
     "StreamError",
     "StreamPty",
+    "StreamResumeError",
     "SyncEventStream",
     "SyncExecuteStream",
     "SyncStreamPty",

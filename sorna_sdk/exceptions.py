@@ -34,8 +34,11 @@
     │       └── NotImplementedByServerError  503 not-implemented (501 on Backend.AI)
     ├── APIResponseValidationError    a 2xx body that does not match the protocol
     ├── ExecutionError                a high-level run() could not finish (e.g. input needed)
+    │   ├── ProgramError                 the program failed (raise_for_error(): .result, .error)
+    │   └── ExecutionTimeoutError        run(timeout=)/execute(timeout=) expired (.result so far)
     ├── PtyError                      the terminal stream was refused or closed
     └── StreamError                   an execute or event stream misbehaved or was cut
+        └── StreamResumeError            a dropped live run could not be resumed (.result so far)
 
 The slugs above are those of the Sorna v2 API (``https://api.sorna.io/probs/``); each wire
 dialect maps its own problem types (Backend.AI: ``https://api.backend.ai/probs/``) onto the
@@ -49,11 +52,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from ._problems import by_name
+
+if TYPE_CHECKING:
+    from .models.execution import ExecutionResult, RunError
 
 __all__ = [
     "APIConnectionError",
@@ -64,6 +70,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ExecutionError",
+    "ExecutionTimeoutError",
     "ImageNotFoundError",
     "InstanceNotAvailableError",
     "InstanceNotFoundError",
@@ -82,6 +89,7 @@ __all__ = [
     "NotFoundError",
     "NotImplementedByServerError",
     "PermissionDeniedError",
+    "ProgramError",
     "PtyError",
     "QuotaExceededError",
     "RateLimitError",
@@ -90,6 +98,7 @@ __all__ = [
     "SessionAlreadyExistsError",
     "SornaError",
     "StreamError",
+    "StreamResumeError",
     "UnsupportedAPIVersionError",
     "UnsupportedOperationError",
     "build_error",
@@ -152,8 +161,46 @@ class ExecutionError(SornaError):
     """A high-level run could not complete (for example, input was needed and none given)."""
 
 
+class ProgramError(ExecutionError):
+    """The program failed (``result.raise_for_error()``).
+
+    ``result`` is the whole run; ``error`` its :class:`~sorna_sdk.models.RunError`, whose
+    ``name``, ``value`` and ``traceback`` are also attributes of the exception.
+    """
+
+    def __init__(self, result: ExecutionResult, error: RunError) -> None:
+        super().__init__(f"the program failed: {error}")
+        self.result = result
+        self.error = error
+        self.name = error.name
+        self.value = error.value
+        self.traceback = list(error.traceback)
+
+
+class ExecutionTimeoutError(ExecutionError):
+    """A ``run(timeout=)`` / ``execute(timeout=)`` deadline passed; the run was interrupted.
+
+    ``result`` holds the output received so far (merged), ``timeout`` the deadline in
+    seconds. The kernel stays usable: its handle collects the interrupted run's end first.
+    """
+
+    def __init__(self, message: str, *, result: ExecutionResult, timeout: float) -> None:
+        super().__init__(message)
+        self.result = result
+        self.timeout = timeout
+
+
 class StreamError(SornaError):
     """An execute stream or an event stream was refused, cut, or sent something unexpected."""
+
+
+class StreamResumeError(StreamError):
+    """A live run's connection dropped and the run cannot be continued (a server that names
+    no runs, or one that no longer has it). ``result`` holds the output received so far."""
+
+    def __init__(self, message: str, *, result: ExecutionResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class PtyError(SornaError):

@@ -22,20 +22,22 @@ from ._dialects import Dialect
 from ._run import InputSource, RunState
 from ._ws import close_code, open_async, open_sync
 from .exceptions import StreamError
-from .models import BatchRequest, CompleteRequest, ExecuteRequest, ExecutionResult
+from .models import ExecuteRequest, ExecutionResult
 from .session import AsyncSession, Session
 
-__all__ = ["ExecuteStream", "SyncExecuteStream"]
+__all__ = ["ExecuteStream", "SyncExecuteStream", "parse_frame", "start_frame"]
 
 
-def _start_frame(dialect: Dialect, request: ExecuteRequest) -> str:
+def start_frame(dialect: Dialect, request: ExecuteRequest) -> str:
+    """The first frame of an execute stream for ``request``."""
     options = None
-    if isinstance(request, (BatchRequest, CompleteRequest)):
+    if request.options is not None:
         options = request.options.to_wire()
     return dialect.encode_execute_start(request.code, request.mode, options)
 
 
-def _frame(message: str | bytes) -> ExecutionResult:
+def parse_frame(message: str | bytes) -> ExecutionResult:
+    """A server frame as a result; :class:`StreamError` for an error frame or garbage."""
     try:
         data = json.loads(message)
     except ValueError:
@@ -95,7 +97,7 @@ class ExecuteStream(_StreamBase):
         route = dialect.execute_stream_path(kernel_id)
         connection = await open_async(session, route, open_timeout=open_timeout, what="execute")
         stream = cls(connection, kernel_id)
-        await stream._send(_start_frame(dialect, request))
+        await stream._send(start_frame(dialect, request))
         return stream
 
     async def send_input(self, text: str) -> None:
@@ -127,7 +129,7 @@ class ExecuteStream(_StreamBase):
             message = await self._ws.recv()
         except ConnectionClosed as exc:
             raise _cut(exc) from exc
-        self.last = _frame(message)
+        self.last = parse_frame(message)
         return self.last
 
     async def __aenter__(self) -> ExecuteStream:
@@ -169,7 +171,7 @@ class SyncExecuteStream(_StreamBase):
         route = dialect.execute_stream_path(kernel_id)
         connection = open_sync(session, route, open_timeout=open_timeout, what="execute")
         stream = cls(connection, kernel_id)
-        stream._send(_start_frame(dialect, request))
+        stream._send(start_frame(dialect, request))
         return stream
 
     def send_input(self, text: str) -> None:
@@ -201,7 +203,7 @@ class SyncExecuteStream(_StreamBase):
             message = self._ws.recv()
         except ConnectionClosed as exc:
             raise _cut(exc) from exc
-        self.last = _frame(message)
+        self.last = parse_frame(message)
         return self.last
 
     def __enter__(self) -> SyncExecuteStream:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -23,8 +24,24 @@ from ._dialects import CreateReply, CreateSpec, EventsTarget, PendingRun
 from ._protocol import Response, kernel_path_segment
 from ._run import InputSource, RunState
 from .events import EventStream, SyncEventStream
-from .exceptions import APIResponseValidationError, InvalidArgumentError, KernelNotFoundError
+from .exceptions import (
+    APIResponseValidationError,
+    InvalidArgumentError,
+    KernelNotFoundError,
+    SornaError,
+)
 from .execute_stream import ExecuteStream, SyncExecuteStream
+from .live import (
+    AsyncLiveRun,
+    AsyncOutputCallback,
+    LiveRun,
+    LiveTransport,
+    OutputCallback,
+    OutputEvent,
+    call_output,
+    execute_within,
+    execute_within_async,
+)
 from .models import (
     AuthorizeResponse,
     BatchOptions,
@@ -37,8 +54,10 @@ from .models import (
     ExecMode,
     ExecuteRequest,
     ExecutionResult,
+    FigureFormat,
     FileList,
     KernelInfo,
+    QueryOptions,
     QueryRequest,
     ServicePort,
     SessionType,
@@ -52,6 +71,8 @@ StrPath = str | os.PathLike[str]
 ClusterMode = Literal["single-node", "multi-node"]
 #: Upper bound of what one download() may write (all files together).
 DOWNLOAD_LIMIT = 1 << 30
+#: Longest time a handle spends collecting the end of a run it interrupted (seconds).
+COLLECT_LIMIT = 30.0
 
 
 def _check_lang(lang: str | None, image: str | None) -> str:
@@ -83,14 +104,27 @@ def _with_token(spec: CreateSpec, token: str) -> CreateSpec:
 
 
 def _execute_request(
-    code: str, mode: ExecMode | str, opts: Mapping[str, Any] | None
+    code: str,
+    mode: ExecMode | str,
+    opts: Mapping[str, Any] | None,
+    *,
+    last_value: bool = False,
+    figure_formats: Sequence[FigureFormat] | None = None,
 ) -> ExecuteRequest:
     if not isinstance(code, str):
         raise InvalidArgumentError(f"code must be a string, got {type(code).__name__}")
+    if (last_value or figure_formats is not None) and mode != "query":
+        raise InvalidArgumentError("last_value and figure_formats are options of query mode")
     try:
         if mode == "query":
             if opts:
                 raise InvalidArgumentError("query mode takes no opts")
+            if last_value or figure_formats is not None:
+                options = QueryOptions(
+                    last_value=True if last_value else None,
+                    figure_formats=list(figure_formats) if figure_formats is not None else None,
+                )
+                return QueryRequest(code=code, options=options)
             return QueryRequest(code=code)
         if mode == "batch":
             return BatchRequest(code=code, options=BatchOptions.model_validate(opts or {}))
@@ -181,6 +215,8 @@ class _KernelBase:
         #: Services the session exposes (Backend.AI).
         self.service_ports: tuple[ServicePort, ...] = tuple(service_ports)
         self._pending: PendingRun | None = None
+        #: A run this handle interrupted (deadline, a left stream) whose end is not collected.
+        self._unfinished: PendingRun | None = None
 
     def __repr__(self) -> str:
         lang = f" lang={self.lang!r}" if self.lang else ""
@@ -195,6 +231,11 @@ class _KernelBase:
             run_id = result.run_id or (self._pending.run_id if self._pending else None)
             self._pending = PendingRun(status=result.status, run_id=run_id)
         return result
+
+    def _leave_unfinished(self, run_id: str | None) -> None:
+        """Remember an interrupted run: its end is collected before the next call."""
+        self._pending = None
+        self._unfinished = PendingRun(status="continued", run_id=run_id)
 
     def _events_target(self) -> EventsTarget:
         return EventsTarget(kernel_id=self.kernel_id, name=self.client_token)
@@ -339,12 +380,24 @@ class Kernel(_KernelBase):
         return session.authorize(echo)
 
     def execute(
-        self, code: str = "", mode: ExecMode = "query", opts: Mapping[str, Any] | None = None
+        self,
+        code: str = "",
+        mode: ExecMode = "query",
+        opts: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> ExecutionResult:
         """Run one execute call. While a run is unfinished, ``code=""`` continues it and a
-        line of text answers ``waiting-input``."""
+        line of text answers ``waiting-input``.
+
+        ``timeout``: seconds for this call; on expiry the run is interrupted and
+        :class:`~sorna_sdk.ExecutionTimeoutError` raised.
+        """
         request = _execute_request(code, mode, opts)
+        self._collect_unfinished()
         pending = self._pending
+        if timeout is not None:
+            return self._track(execute_within(self, request, pending, timeout))
         result = self.session.send(lambda api: api.execute(self.kernel_id, request, pending))
         return self._track(result)
 
@@ -355,17 +408,87 @@ class Kernel(_KernelBase):
         mode: ExecMode = "query",
         opts: Mapping[str, Any] | None = None,
         input: InputSource | None = None,
+        on_output: OutputCallback | None = None,
+        timeout: float | None = None,
+        last_value: bool = False,
+        figure_formats: Sequence[FigureFormat] | None = None,
+        transport: LiveTransport = "auto",
     ) -> ExecutionResult:
         """Execute until the program finishes and return one merged result.
 
         Follows ``continued``, ``build-finished`` and ``clean-finished``, and answers
         ``waiting-input`` from ``input`` (a callback or an iterable of lines).
+        ``on_output(item)`` is called with each console item as it arrives; ``timeout`` is
+        a wall-clock deadline for the whole run (:class:`~sorna_sdk.ExecutionTimeoutError`);
+        ``last_value`` adds the last expression's value as a ``result`` item and
+        ``figure_formats`` picks the formats of matplotlib figures (local gateway).
         """
+        request = _execute_request(
+            code, mode, opts, last_value=last_value, figure_formats=figure_formats
+        )
+        plain = not (isinstance(request, QueryRequest) and request.options is not None)
+        if request.mode == "complete" or (on_output is None and timeout is None and plain):
+            return self._poll(code, mode, opts, input)
+        with LiveRun(self, request, input=input, timeout=timeout, transport=transport) as live:
+            for event in live:
+                if on_output is not None and isinstance(event, OutputEvent):
+                    on_output(event.item)
+        return live.result_or_raise()
+
+    def stream(
+        self,
+        code: str,
+        *,
+        mode: ExecMode = "query",
+        opts: Mapping[str, Any] | None = None,
+        input: InputSource | None = None,
+        timeout: float | None = None,
+        last_value: bool = False,
+        figure_formats: Sequence[FigureFormat] | None = None,
+        transport: LiveTransport = "auto",
+    ) -> LiveRun:
+        """Start a run and iterate its events as they happen: :class:`~sorna_sdk.OutputEvent`
+        per console item, :class:`~sorna_sdk.InputRequest` (``.reply(text)``), then one
+        :class:`~sorna_sdk.ResultEvent`. Use as a context manager; nothing is sent before
+        the first ``next()``."""
+        request = _execute_request(
+            code, mode, opts, last_value=last_value, figure_formats=figure_formats
+        )
+        return LiveRun(self, request, input=input, timeout=timeout, transport=transport)
+
+    def _poll(
+        self,
+        code: str,
+        mode: ExecMode,
+        opts: Mapping[str, Any] | None,
+        input: InputSource | None,
+    ) -> ExecutionResult:
         state = RunState(input)
         state.feed(self.execute(code, mode, opts))
         while not state.done:
             state.feed(self.execute(state.next_code(), mode, opts))
         return state.result()
+
+    def _collect_unfinished(self) -> None:
+        """Collect the end of a run this handle interrupted, so the kernel takes new code."""
+        unfinished, self._unfinished = self._unfinished, None
+        if unfinished is None:
+            return
+        request = QueryRequest(code="")
+        until = time.monotonic() + COLLECT_LIMIT
+        interrupted_again = False
+        while time.monotonic() < until:
+            try:
+                result = self.session.send(
+                    lambda api: api.execute(self.kernel_id, request, unfinished)
+                )
+                if result.done:
+                    return
+                if result.status == "waiting-input" and not interrupted_again:
+                    interrupted_again = True
+                    self.interrupt()
+            except SornaError:
+                return  # nothing to collect (or the kernel is gone): the next call will tell
 
     def complete(self, code: str, *, row: int = 0, col: int = 0) -> Completions:
         """Completion candidates for ``code`` at (``row``, ``col``)."""
@@ -555,12 +678,24 @@ class AsyncKernel(_KernelBase):
         return await session.authorize(echo)
 
     async def execute(
-        self, code: str = "", mode: ExecMode = "query", opts: Mapping[str, Any] | None = None
+        self,
+        code: str = "",
+        mode: ExecMode = "query",
+        opts: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> ExecutionResult:
         """Run one execute call. While a run is unfinished, ``code=""`` continues it and a
-        line of text answers ``waiting-input``."""
+        line of text answers ``waiting-input``.
+
+        ``timeout``: seconds for this call; on expiry the run is interrupted and
+        :class:`~sorna_sdk.ExecutionTimeoutError` raised.
+        """
         request = _execute_request(code, mode, opts)
+        await self._collect_unfinished()
         pending = self._pending
+        if timeout is not None:
+            return self._track(await execute_within_async(self, request, pending, timeout))
         result = await self.session.send(lambda api: api.execute(self.kernel_id, request, pending))
         return self._track(result)
 
@@ -571,17 +706,89 @@ class AsyncKernel(_KernelBase):
         mode: ExecMode = "query",
         opts: Mapping[str, Any] | None = None,
         input: InputSource | None = None,
+        on_output: AsyncOutputCallback | None = None,
+        timeout: float | None = None,
+        last_value: bool = False,
+        figure_formats: Sequence[FigureFormat] | None = None,
+        transport: LiveTransport = "auto",
     ) -> ExecutionResult:
         """Execute until the program finishes and return one merged result.
 
         Follows ``continued``, ``build-finished`` and ``clean-finished``, and answers
         ``waiting-input`` from ``input`` (a callback or an iterable of lines).
+        ``on_output(item)`` is called (an async one awaited) with each console item as it
+        arrives; ``timeout`` is a wall-clock deadline for the whole run
+        (:class:`~sorna_sdk.ExecutionTimeoutError`); ``last_value`` adds the last
+        expression's value as a ``result`` item and ``figure_formats`` picks the formats of
+        matplotlib figures (local gateway).
         """
+        request = _execute_request(
+            code, mode, opts, last_value=last_value, figure_formats=figure_formats
+        )
+        plain = not (isinstance(request, QueryRequest) and request.options is not None)
+        if request.mode == "complete" or (on_output is None and timeout is None and plain):
+            return await self._poll(code, mode, opts, input)
+        live = AsyncLiveRun(self, request, input=input, timeout=timeout, transport=transport)
+        async with live:
+            async for event in live:
+                if on_output is not None and isinstance(event, OutputEvent):
+                    await call_output(on_output, event.item)
+        return await live.result_or_raise()
+
+    def stream(
+        self,
+        code: str,
+        *,
+        mode: ExecMode = "query",
+        opts: Mapping[str, Any] | None = None,
+        input: InputSource | None = None,
+        timeout: float | None = None,
+        last_value: bool = False,
+        figure_formats: Sequence[FigureFormat] | None = None,
+        transport: LiveTransport = "auto",
+    ) -> AsyncLiveRun:
+        """Start a run and iterate its events as they happen (``async for``):
+        :class:`~sorna_sdk.OutputEvent` per console item, :class:`~sorna_sdk.InputRequest`
+        (``.reply(text)``), then one :class:`~sorna_sdk.ResultEvent`. Use as an async
+        context manager; nothing is sent before the first ``__anext__``."""
+        request = _execute_request(
+            code, mode, opts, last_value=last_value, figure_formats=figure_formats
+        )
+        return AsyncLiveRun(self, request, input=input, timeout=timeout, transport=transport)
+
+    async def _poll(
+        self,
+        code: str,
+        mode: ExecMode,
+        opts: Mapping[str, Any] | None,
+        input: InputSource | None,
+    ) -> ExecutionResult:
         state = RunState(input)
         state.feed(await self.execute(code, mode, opts))
         while not state.done:
             state.feed(await self.execute(state.next_code(), mode, opts))
         return state.result()
+
+    async def _collect_unfinished(self) -> None:
+        """Collect the end of a run this handle interrupted, so the kernel takes new code."""
+        unfinished, self._unfinished = self._unfinished, None
+        if unfinished is None:
+            return
+        request = QueryRequest(code="")
+        until = time.monotonic() + COLLECT_LIMIT
+        interrupted_again = False
+        while time.monotonic() < until:
+            try:
+                result = await self.session.send(
+                    lambda api: api.execute(self.kernel_id, request, unfinished)
+                )
+                if result.done:
+                    return
+                if result.status == "waiting-input" and not interrupted_again:
+                    interrupted_again = True
+                    await self.interrupt()
+            except SornaError:
+                return  # nothing to collect (or the kernel is gone): the next call will tell
 
     async def complete(self, code: str, *, row: int = 0, col: int = 0) -> Completions:
         """Completion candidates for ``code`` at (``row``, ``col``)."""

@@ -111,3 +111,96 @@ def test_agent_details_are_exposed() -> None:
     ).encode()
     error = error_from_response(500, body)
     assert error.agent_details == {"type": "x", "title": "y", "exception": "boom"}
+
+
+# -- errors of runs (structured, or derived from a Backend.AI server's stderr) ----------
+
+PY_TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "<string>", line 1, in <module>\n'
+    "ZeroDivisionError: division by zero\n"
+)
+
+
+def _failed(stderr: str, exit_code: int | None = 1, **extra: object) -> sorna_sdk.ExecutionResult:
+    return sorna_sdk.ExecutionResult.model_validate(
+        {"status": "finished", "exitCode": exit_code, "console": [["stderr", stderr]], **extra}
+    )
+
+
+def test_the_wire_error_is_used_as_sent() -> None:
+    error = {
+        "name": "ValueError",
+        "value": "bad",
+        "traceback": ["Traceback...\n", "ValueError: bad\n"],
+    }
+    result = _failed("whatever", error=error)
+    assert result.error == sorna_sdk.RunError(**error)  # type: ignore[arg-type]
+    assert result["error"] == error
+
+
+@pytest.mark.parametrize(
+    ("stderr", "exit_code", "name", "value"),
+    [
+        (PY_TRACEBACK, 1, "ZeroDivisionError", "division by zero"),
+        # ANSI colours (IPython-style) are stripped first.
+        ("\x1b[31mTraceback (most recent call last):\x1b[0m\n  File \"x\", line 1\n"
+         "\x1b[1;31mKeyError\x1b[0m: 'k'\n", 1, "KeyError", "'k'"),
+        # A real 2017 server says no exit code: a traceback is still recognised.
+        (PY_TRACEBACK, None, "ZeroDivisionError", "division by zero"),
+        ('  File "<string>", line 1\n    1 +\n       ^\nSyntaxError: invalid syntax\n', 1,
+         "SyntaxError", "invalid syntax"),
+        ("/w/main.js:1\nthrow new TypeError('nope')\n^\n\nTypeError: nope\n"
+         "    at Object.<anonymous> (/w/main.js:1:7)\n    at node:internal/main:1:1\n",
+         1, "TypeError", "nope"),
+        ("Uncaught ReferenceError: x is not defined\n", 1, "ReferenceError", "x is not defined"),
+        ('lua: [string "main"]:1: attempt to call a nil value (global \'f\')\nstack traceback:\n'
+         "\t[C]: in ?\n", 1, "LuaError", "attempt to call a nil value (global 'f')"),
+        ("ls: cannot access 'nope': No such file or directory\n", 2, "NonZeroExit",
+         "ls: cannot access 'nope': No such file or directory"),
+        ("", 3, "NonZeroExit", "exit code 3"),
+    ],
+)  # fmt: skip
+def test_errors_derived_from_stderr(
+    stderr: str, exit_code: int | None, name: str, value: str
+) -> None:
+    error = _failed(stderr, exit_code).error
+    assert error is not None
+    assert (error.name, error.value) == (name, value)
+    assert all(isinstance(line, str) for line in error.traceback)
+
+
+def test_no_error_for_success_warnings_or_unfinished_runs() -> None:
+    assert _failed("DeprecationWarning: old\n", 0).error is None
+    assert _failed("", None).error is None
+    running = sorna_sdk.ExecutionResult.model_validate(
+        {"status": "continued", "console": [["stderr", PY_TRACEBACK]]}
+    )
+    assert running.error is None
+    assert running.raise_for_error() is running
+
+
+def test_raise_for_error_raises_a_program_error_with_the_result() -> None:
+    result = _failed(PY_TRACEBACK)
+    with pytest.raises(sorna_sdk.ProgramError) as caught:
+        result.raise_for_error()
+    assert isinstance(caught.value, sorna_sdk.ExecutionError)
+    assert caught.value.result is result
+    assert caught.value.name == "ZeroDivisionError" and caught.value.value == "division by zero"
+    assert caught.value.traceback[0].startswith("Traceback")
+    assert "ZeroDivisionError: division by zero" in str(caught.value)
+
+
+def test_exec_timeout_and_interrupted_runs_have_errors() -> None:
+    timed_out = sorna_sdk.ExecutionResult(status="exec-timeout")
+    assert timed_out.error is not None and timed_out.error.name == "ExecTimeout"
+    stopped = sorna_sdk.ExecutionResult(status="interrupted")
+    assert stopped.error is not None and stopped.error.name == "KeyboardInterrupt"
+
+
+def test_timeout_and_resume_errors_carry_results() -> None:
+    so_far = sorna_sdk.ExecutionResult(status="continued")
+    timeout = sorna_sdk.ExecutionTimeoutError("late", result=so_far, timeout=2.0)
+    assert isinstance(timeout, sorna_sdk.ExecutionError) and timeout.result is so_far
+    resume = sorna_sdk.StreamResumeError("gone", result=so_far)
+    assert isinstance(resume, sorna_sdk.StreamError) and resume.result is so_far

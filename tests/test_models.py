@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -167,3 +168,48 @@ def test_pty_frames_encode_and_decode() -> None:
         decode_client_frame('{"type": "explode"}')
     with pytest.raises(ValidationError):
         decode_client_frame('{"type": "resize", "rows": 0, "cols": 10}')
+
+
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGBgAAAABQABpfZFQAAAAABJRU5Er"
+    "kJggg=="
+)
+
+
+def test_media_items_are_typed_and_saved(tmp_path: Path) -> None:
+    result = ExecutionResult.model_validate(
+        {
+            "status": "finished",
+            "console": [
+                ["stdout", "x\n"],
+                ["media", ["image/png", PNG]],
+                ["media", ["image/svg+xml", "<svg/>"]],
+                ["html", "<b>hi</b>"],
+                ["result", {"text/plain": "<Fig>", "image/png": PNG}],
+            ],
+        }
+    )
+    png, svg, value = result.images
+    assert png.mime_type == "image/png" and png.payload == PNG
+    assert png.bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert png.save(tmp_path / "a.png").read_bytes() == png.bytes()
+    assert svg.mime_type == "image/svg+xml" and svg.bytes() == b"<svg/>" and svg.text == "<svg/>"
+    assert value.type == "result" and value.mime_type == "image/png" and value.text == "<Fig>"
+    assert value.bytes("text/plain") == b"<Fig>"
+    assert result.html == ["<b>hi</b>"]
+    assert result.last_value == value
+    assert result.console[0].mime_type == "text/plain" and result.console[0].bytes() == b"x\n"
+    # The dict-style view and unpacking stay as the 2017 client had them.
+    assert result["console"][1] == ["media", ["image/png", PNG]]
+    kind, data = result.console[1]
+    assert (kind, data) == ("media", ["image/png", PNG])
+    with pytest.raises(ValueError):
+        result.console[0].bytes("image/png")
+
+
+def test_query_options_are_dropped_when_unset() -> None:
+    from sorna_sdk.models import QueryOptions
+
+    assert QueryRequest(code="x").to_wire() == {"mode": "query", "code": "x"}
+    request = QueryRequest(code="x", options=QueryOptions(last_value=True))
+    assert request.to_wire() == {"mode": "query", "code": "x", "options": {"lastValue": True}}

@@ -236,9 +236,20 @@ class Dialect(ABC):
 
     @abstractmethod
     def execute(
-        self, kernel_id: str, request: ExecuteRequest, pending: PendingRun | None
+        self,
+        kernel_id: str,
+        request: ExecuteRequest,
+        pending: PendingRun | None,
+        *,
+        eager: bool = False,
+        offset: int | None = None,
     ) -> Call[ExecutionResult]:
-        """Run code, or continue ``pending`` (``request.code`` then answers input)."""
+        """Run code, or continue ``pending`` (``request.code`` then answers input).
+
+        ``eager`` and ``offset`` are the local gateway's extension keys (a real server
+        ignores them): answer as soon as output is there; the caller already has the run's
+        first ``offset`` console items (a continuation replays the rest).
+        """
 
     @abstractmethod
     def upload(self, kernel_id: str, files: Sequence[tuple[str, bytes]]) -> Call[None]:
@@ -276,6 +287,13 @@ class Dialect(ABC):
         """The execute WebSocket route."""
         raise self.unsupported("stream_execute()")
 
+    def live_stream_path(self, kernel_id: str) -> StreamPath | None:
+        """The execute WebSocket that live runs try first (``None``: long-poll over HTTP)."""
+        try:
+            return self.execute_stream_path(kernel_id)
+        except UnsupportedOperationError:
+            return None
+
     def events_path(self, target: EventsTarget) -> StreamPath:
         """The session-events (SSE) route."""
         raise self.unsupported("events()")
@@ -295,6 +313,10 @@ class Dialect(ABC):
     ) -> str:
         """The first frame of an execute stream."""
         return json.dumps({"code": code, "mode": mode, "options": dict(options or {})})
+
+    def encode_execute_resume(self, run_id: str, offset: int) -> str:
+        """The first frame of a stream that resumes run ``run_id`` from its ``offset``-th item."""
+        return json.dumps({"mode": "continue", "runId": run_id, "offset": offset})
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -69,7 +69,6 @@ from ..exceptions import (
 from ..models import (
     AuthorizeResponse,
     BatchRequest,
-    CompleteRequest,
     Completions,
     DestroyResult,
     ExecuteRequest,
@@ -367,9 +366,19 @@ class BackendAI(Dialect):
         )
 
     def execute(
-        self, kernel_id: str, request: ExecuteRequest, pending: PendingRun | None
+        self,
+        kernel_id: str,
+        request: ExecuteRequest,
+        pending: PendingRun | None,
+        *,
+        eager: bool = False,
+        offset: int | None = None,
     ) -> Call[ExecutionResult]:
         body = self._execute_body(request, pending)
+        if eager:
+            body["eager"] = True
+        if offset is not None:
+            body["offset"] = offset
         return Call(
             "POST",
             self._path(kernel_id),
@@ -529,7 +538,7 @@ class BackendAI(Dialect):
         body: dict[str, Any] = {"mode": request.mode, "code": request.code, "runId": None}
         if isinstance(request, BatchRequest):
             body["options"] = {"clean": None, **request.options.to_wire()}
-        elif isinstance(request, CompleteRequest):
+        elif request.options is not None:
             body["options"] = request.options.to_wire()
         return body
 

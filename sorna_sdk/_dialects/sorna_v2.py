@@ -152,12 +152,22 @@ class SornaV2(Dialect):
         )
 
     def execute(
-        self, kernel_id: str, request: ExecuteRequest, pending: PendingRun | None
+        self,
+        kernel_id: str,
+        request: ExecuteRequest,
+        pending: PendingRun | None,
+        *,
+        eager: bool = False,
+        offset: int | None = None,
     ) -> Call[ExecutionResult]:
         # The server holds the run: the next call of the same mode continues it.
         if isinstance(request, BatchRequest) and request.options.clean is not None:
             raise self.unsupported("a batch 'clean' step")
         body = request.to_wire()
+        if eager:
+            body["eager"] = True
+        if offset is not None:
+            body["offset"] = offset
         return Call(
             "POST",
             self._kernel(kernel_id),
@@ -191,6 +201,10 @@ class SornaV2(Dialect):
 
     def pty_path(self, kernel_id: str) -> StreamPath:
         return StreamPath(f"{_PREFIX}/stream/kernel/{kernel_path_segment(kernel_id)}/pty")
+
+    def live_stream_path(self, kernel_id: str) -> StreamPath | None:
+        # An extension of the local gateway (the 2017 server answers 404: long-poll then).
+        return StreamPath(f"{_PREFIX}/stream/kernel/{kernel_path_segment(kernel_id)}/execute")
 
     def _refuse_backendai_options(self, spec: CreateSpec) -> None:
         given = [

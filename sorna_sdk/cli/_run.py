@@ -10,9 +10,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .._run import RunState
-from ..exceptions import ExecutionError, InvalidArgumentError, KernelNotFoundError, SornaError
+from ..exceptions import (
+    ExecutionError,
+    InvalidArgumentError,
+    KernelNotFoundError,
+    SornaError,
+    StreamResumeError,
+)
 from ..kernels import Kernel
+from ..live import InputRequest, LiveRun, OutputEvent, ResultEvent
 from ..models import ExecMode, ExecutionResult
 from ..session import Session
 from ._output import Printer
@@ -72,42 +78,60 @@ def _loop(
     as_json: bool,
     read_line: Callable[[str, bool], str],
 ) -> ExecutionResult:
-    # A password prompt is held back and written by getpass once echo is off, so nothing
-    # typed right after the prompt can be echoed (or flushed away).
+    # Output is written as it arrives (a live run). A password prompt is held back and
+    # written by getpass once echo is off, so nothing typed after it can be echoed.
     prompt = [""]
-    state = RunState(lambda waiting: read_line(prompt[0], waiting.is_password))
+
+    def answer(waiting: ExecutionResult) -> str:
+        text, prompt[0] = prompt[0], ""
+        return read_line(text, waiting.is_password)
+
     building = mode == "batch" and opts is not None and opts.get("build") is not None
     interrupted = False
-    while True:
-        label = "building" if building else "running"
-        try:
-            with printer.progress(label):
-                result = kern.execute(code, mode, opts)
-        except KeyboardInterrupt:
-            interrupted = _interrupt(kern, printer, interrupted)
-            code = ""  # collect what the interrupted run still says
-            continue
-        state.feed(result)
-        items, prompt[0] = list(result.console), ""
-        hidden = result.status == "waiting-input" and result.is_password and _can_hide_input()
-        if hidden and items and items[-1].type == "stdout":
-            prompt[0] = items.pop().data
-        if not as_json:
-            printer.console(items)
-        if result.status == "build-finished":
-            building = False
-            printer.note("sorna: build finished")
-        if state.done:
-            return state.result()
-        try:
-            code = state.next_code()
-        except EOFError:
-            raise ExecutionError(
-                "the program asked for input, but standard input is closed"
-            ) from None
-        except KeyboardInterrupt:
-            interrupted = _interrupt(kern, printer, interrupted)
-            code = ""
+    with kern.stream(code, mode=mode, opts=opts, input=answer) as live:
+        while True:
+            try:
+                printer.show_progress("building" if building else "running")
+                event = next(live, None)
+            except KeyboardInterrupt:
+                printer.clear_progress()
+                interrupted = _interrupt(kern, printer, interrupted)
+                continue  # collect what the interrupted run still says
+            except EOFError:
+                raise ExecutionError(
+                    "the program asked for input, but standard input is closed"
+                ) from None
+            except StreamResumeError:
+                if interrupted:  # a server that cannot resume ended the interrupted run
+                    return live.so_far.model_copy(update={"status": "interrupted"})
+                raise
+            printer.clear_progress()
+            if event is None or isinstance(event, ResultEvent):
+                return live.result_or_raise()
+            if isinstance(event, OutputEvent) and not as_json:
+                if _is_password_prompt(live, event):
+                    prompt[0] = event.item.data
+                else:
+                    printer.console([event.item])
+            last = live.last
+            # Noted once the build's output is all written.
+            if (
+                building
+                and last is not None
+                and last.status == "build-finished"
+                and not live._core.events
+            ):
+                building = False
+                printer.note("sorna: build finished")
+
+
+def _is_password_prompt(live: LiveRun, event: OutputEvent) -> bool:
+    """Whether ``event`` is the prompt of a hidden entry (the next event asks for it)."""
+    if event.item.type != "stdout" or not _can_hide_input():
+        return False
+    queued = live._core.events
+    following = queued[0] if queued else None
+    return isinstance(following, InputRequest) and following.is_password
 
 
 def _interrupt(kern: Kernel, printer: Printer, already: bool) -> bool:

@@ -13,7 +13,10 @@ from .execution import ExecMode as ExecMode
 from .execution import ExecuteRequest as ExecuteRequest
 from .execution import ExecutionResult as ExecutionResult
 from .execution import ExecutionStatus as ExecutionStatus
+from .execution import FigureFormat as FigureFormat
+from .execution import QueryOptions as QueryOptions
 from .execution import QueryRequest as QueryRequest
+from .execution import RunError as RunError
 from .kernel import AuthorizeResponse as AuthorizeResponse
 from .kernel import CreateKernelRequest as CreateKernelRequest
 from .kernel import DestroyResult as DestroyResult
@@ -63,6 +66,7 @@ __all__ = [
     "ExecuteRequest",
     "ExecutionResult",
     "ExecutionStatus",
+    "FigureFormat",
     "FileEntry",
     "FileList",
     "HelloResponse",
@@ -72,11 +76,13 @@ __all__ = [
     "OutFrame",
     "PingFrame",
     "ProblemDetails",
+    "QueryOptions",
     "QueryRequest",
     "RequestModel",
     "ResizeFrame",
     "ResourceSlots",
     "RestartFrame",
+    "RunError",
     "ServerFrame",
     "ServicePort",
     "SessionCreated",

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import builtins
+import os
+from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeAlias, overload
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from ._base import RequestModel, SornaModel
+from ._errors import derive_error
 
 __all__ = [
     "BatchOptions",
@@ -19,7 +25,10 @@ __all__ = [
     "ExecuteRequest",
     "ExecutionResult",
     "ExecutionStatus",
+    "FigureFormat",
+    "QueryOptions",
     "QueryRequest",
+    "RunError",
     "TERMINAL_STATUSES",
 ]
 
@@ -37,19 +46,114 @@ ExecutionStatus: TypeAlias = Literal[
 TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset(
     {"finished", "exec-timeout", "interrupted"}
 )
-ConsoleKind: TypeAlias = Literal["stdout", "stderr", "media", "html", "log", "completion"]
+ConsoleKind: TypeAlias = Literal["stdout", "stderr", "media", "html", "log", "completion", "result"]
+#: Formats in which a python3 kernel of the local gateway sends matplotlib figures.
+FigureFormat: TypeAlias = Literal["png", "svg"]
+#: MIME types of a bundle, richest first (what :attr:`ConsoleItem.mime_type` picks).
+_RICHEST = ("image/png", "image/jpeg", "image/svg+xml", "text/html", "text/plain")
+_TEXT_KINDS = ("stdout", "stderr", "log")
+
+
+def _is_binary(mime: str) -> bool:
+    return not (mime.startswith("text/") or mime.endswith(("+xml", "/json", "/javascript")))
 
 
 class ConsoleItem(NamedTuple):
     """One console entry. Unpacks like the old pair: ``kind, data = item``.
 
-    ``data`` is text for ``stdout``/``stderr``/``html``/``log``, a
-    ``[mime_type, data]`` pair for ``media`` and a list of candidates for
-    ``completion``.
+    ``data`` is the wire value: text for ``stdout``/``stderr``/``html``/``log``, a
+    ``[mime_type, payload]`` pair for ``media``, a list of candidates for ``completion``
+    and a MIME bundle (``{"text/plain": ..., "image/png": ...}``) for ``result`` (the value
+    of the last expression). :attr:`mime_type`, :attr:`payload`, :meth:`bytes` and
+    :meth:`save` read any of them the same way.
     """
 
     type: ConsoleKind
     data: Any
+
+    @property
+    def bundle(self) -> dict[str, str]:
+        """The item as ``{mime_type: payload}`` (binary payloads base64-encoded)."""
+        kind, data = self.type, self.data
+        if kind == "media" and isinstance(data, (list, tuple)) and len(data) >= 2:
+            return {str(data[0]): data[1] if isinstance(data[1], str) else str(data[1])}
+        if kind == "result" and isinstance(data, dict):
+            return {str(key): value for key, value in data.items() if isinstance(value, str)}
+        if kind == "html" and isinstance(data, str):
+            return {"text/html": data}
+        if kind in _TEXT_KINDS and isinstance(data, str):
+            return {"text/plain": data}
+        return {}
+
+    @property
+    def mime_type(self) -> str | None:
+        """``image/png``, ``image/svg+xml``, ``text/html``, ``text/plain``...; the richest of
+        a ``result`` bundle; ``None`` for completions."""
+        bundle = self.bundle
+        for mime in _RICHEST:
+            if mime in bundle:
+                return mime
+        return next(iter(bundle), None)
+
+    @property
+    def payload(self) -> str | None:
+        """The content of :attr:`mime_type` as sent: base64 text for binary types."""
+        mime = self.mime_type
+        return self.bundle[mime] if mime is not None else None
+
+    @property
+    def text(self) -> str:
+        """The item as text: the output itself, a bundle's ``text/plain``, an SVG or HTML."""
+        bundle = self.bundle
+        if self.type == "result" and "text/plain" in bundle:
+            return bundle["text/plain"]
+        payload = self.payload
+        mime = self.mime_type
+        if payload is None or mime is None or _is_binary(mime):
+            return ""
+        return payload
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the item carries an image (``media`` or a ``result`` with one)."""
+        return any(mime.startswith("image/") for mime in self.bundle)
+
+    def bytes(self, mime_type: str | None = None) -> builtins.bytes:
+        """The content of ``mime_type`` (default :attr:`mime_type`) as bytes: base64 decoded
+        for binary types (``image/png``), UTF-8 for text ones (``image/svg+xml``)."""
+        bundle = self.bundle
+        mime = mime_type if mime_type is not None else self.mime_type
+        if mime is None or mime not in bundle:
+            raise ValueError(f"the {self.type} item has no {mime_type or 'content'}")
+        payload = bundle[mime]
+        if not _is_binary(mime):
+            return payload.encode("utf-8")
+        try:
+            return base64.b64decode(payload, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"the {mime} payload is not base64: {exc}") from exc
+
+    def save(self, path: str | os.PathLike[str], mime_type: str | None = None) -> Path:
+        """Write :meth:`bytes` to ``path`` and return it."""
+        target = Path(path)
+        target.write_bytes(self.bytes(mime_type))
+        return target
+
+
+class RunError(SornaModel):
+    """Why a run failed: the exception's ``name`` and ``value`` and its ``traceback`` lines.
+
+    Sent by the local gateway (real exception data for python3; node's Error name, message
+    and stack; ``LuaError`` and the message); derived from stderr otherwise
+    (:attr:`ExecutionResult.error`).
+    """
+
+    name: str
+    value: str = ""
+    traceback: list[str] = Field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}" if self.value else self.name
 
 
 class ExecutionResult(SornaModel):
@@ -57,7 +161,8 @@ class ExecutionResult(SornaModel):
 
     ``run_id`` names the run on servers that track runs (Backend.AI); ``exit_code`` is
     the program's exit status once a run has finished (``None`` when the server did not
-    say). The same shape comes back from every dialect.
+    say). ``offset`` (local gateway) is the index, within the run, of this answer's first
+    console item. The same shape comes back from every dialect.
     """
 
     status: ExecutionStatus
@@ -66,6 +171,9 @@ class ExecutionResult(SornaModel):
     files: list[Any] = Field(default_factory=list)
     run_id: str | None = None
     exit_code: int | None = None
+    offset: int | None = None
+    #: The ``error`` the server sent (local gateway); :attr:`error` also derives one.
+    reported_error: RunError | None = Field(default=None, alias="error")
 
     @overload
     def __getitem__(self, key: Literal["console"]) -> list[list[Any]]: ...
@@ -79,6 +187,8 @@ class ExecutionResult(SornaModel):
     def __getitem__(self, key: Literal["runId"]) -> str | None: ...
     @overload
     def __getitem__(self, key: Literal["exitCode"]) -> int | None: ...
+    @overload
+    def __getitem__(self, key: Literal["error"]) -> dict[str, Any] | None: ...
     @overload
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: str) -> Any:
@@ -103,6 +213,58 @@ class ExecutionResult(SornaModel):
     def is_password(self) -> bool:
         """Whether a ``waiting-input`` result asks for a hidden entry."""
         return bool((self.options or {}).get("is_password"))
+
+    @property
+    def error(self) -> RunError | None:
+        """Why the run failed, ``None`` if it did not (or is not over).
+
+        The server's ``error`` when it sent one; otherwise derived from the exit code and
+        stderr (ANSI codes stripped): a Python traceback's last line, a node ``Error:``
+        line, a Lua message, else ``NonZeroExit`` with the last stderr line.
+        """
+        if self.reported_error is not None:
+            return self.reported_error
+        if self.status == "exec-timeout":
+            return RunError(
+                name="ExecTimeout", value="the run exceeded the kernel's execution time limit"
+            )
+        if not self.done:
+            return None
+        derived = derive_error(self.stderr, self.exit_code)
+        if derived is None:
+            if self.status == "interrupted":
+                return RunError(name="KeyboardInterrupt", value="the run was interrupted")
+            return None
+        name, value, traceback = derived
+        return RunError(name=name, value=value, traceback=traceback)
+
+    @property
+    def images(self) -> list[ConsoleItem]:
+        """The items carrying images (``media`` and ``result`` ones), in order."""
+        return [item for item in self.console if item.is_image]
+
+    @property
+    def html(self) -> list[str]:
+        """The HTML outputs (``html`` items, ``text/html`` media and results), in order."""
+        return [
+            item.bundle["text/html"]
+            for item in self.console
+            if item.type in ("html", "media", "result") and "text/html" in item.bundle
+        ]
+
+    @property
+    def last_value(self) -> ConsoleItem | None:
+        """The ``result`` item (value of the last expression, ``run(last_value=True)``)."""
+        return next((item for item in reversed(self.console) if item.type == "result"), None)
+
+    def raise_for_error(self) -> ExecutionResult:
+        """Raise :class:`~sorna_sdk.ProgramError` if the run failed; else return ``self``."""
+        error = self.error
+        if error is not None:
+            from ..exceptions import ProgramError
+
+            raise ProgramError(self, error)
+        return self
 
 
 class BatchOptions(RequestModel):
@@ -135,11 +297,33 @@ class CompleteOptions(RequestModel):
     post: str = ""
 
 
+class QueryOptions(RequestModel):
+    """Extensions of a query (local gateway, python3): the last expression's value as a
+    ``result`` item, and the formats of matplotlib figures."""
+
+    last_value: bool | None = None
+    figure_formats: list[FigureFormat] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
+
+
 class QueryRequest(RequestModel):
     """Run code, or continue / answer input with ``code``."""
 
     mode: Literal["query"] = "query"
     code: str
+    options: QueryOptions | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A plain query keeps the 2017 body: {"mode", "code"}.
+        data: dict[str, Any] = handler(self)
+        if not data.get("options"):
+            data.pop("options", None)
+        return data
 
 
 class BatchRequest(RequestModel):
