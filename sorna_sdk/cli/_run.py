@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import shlex
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..exceptions import (
@@ -23,7 +24,14 @@ from ..models import ExecMode, ExecutionResult
 from ..session import Session
 from ._output import Printer
 
-__all__ = ["EXEC_TIMEOUT_EXIT", "run_command"]
+__all__ = [
+    "EXEC_TIMEOUT_EXIT",
+    "entry_command",
+    "plan_files",
+    "run_command",
+    "start_kernel",
+    "upload_names",
+]
 
 #: Exit status when the kernel's execution time limit ended the run (as timeout(1) does).
 EXEC_TIMEOUT_EXIT = 124
@@ -48,17 +56,18 @@ def run_command(
     """Run and return the process exit status."""
     if (code is None) == (not files):
         raise InvalidArgumentError("give either -c CODE or one or more FILEs")
-    with printer.progress(f"starting {lang} kernel"):
-        kern = Kernel.get_or_create(lang, token, exec_timeout=exec_timeout, session=session)
+    mode: ExecMode
+    opts: Mapping[str, Any] | None
+    if files:
+        names = upload_names(files)
+        mode, opts, first = plan_files(lang, names[0], build, exec_cmd)
+    else:
+        mode, opts, first = "query", None, code or ""
+    kern = start_kernel(session, lang, token, printer, exec_timeout=exec_timeout)
     try:
-        mode: ExecMode
-        opts: Mapping[str, Any] | None
         if files:
             with printer.progress(f"uploading {len(files)} file(s)"):
                 kern.upload(files, base_dir=Path.cwd())
-            mode, opts, first = "batch", {"build": build, "buildLog": True, "exec": exec_cmd}, ""
-        else:
-            mode, opts, first = "query", None, code or ""
         answer = read_line or _read_line
         result = _loop(kern, first, mode, opts, printer, as_json, answer)
     finally:
@@ -67,6 +76,102 @@ def run_command(
     if as_json:
         print(json.dumps({"kernelId": kern.kernel_id, **result.to_dict()}), flush=True)
     return _exit_status(result, printer)
+
+
+#: How ``sorna run LANG FILE...`` runs its first file, per language (the names Sorna
+#: servers and Backend.AI images use): the default entry that batch mode's ``"*"`` runs, and
+#: the command for any other file (``{}``: its quoted name).
+_ENTRIES: dict[str, tuple[str, str]] = {
+    "python3": ("main.py", "python3 {}"),
+    "lua5": ("main.lua", "lua {}"),
+    "bash": ("main.sh", "bash {}"),
+    "nodejs": ("main.js", "node {}"),
+}
+_ALIASES: dict[str, str] = {
+    **{name: "python3" for name in ("python3", "python", "python3x", "kernel-python")},
+    **{name: "lua5" for name in ("lua5", "lua", "kernel-lua")},
+    **{name: "bash" for name in ("bash", "shell", "sh")},
+    **{name: "nodejs" for name in ("nodejs", "node", "javascript", "js", "nodejs6")},
+    "kernel-nodejs": "nodejs",
+}
+
+
+def language_of(lang: str) -> str | None:
+    """The canonical language ``lang`` names (an alias or a Backend.AI image), if known."""
+    key = lang.strip().lower()
+    if key in _ALIASES:
+        return _ALIASES[key]
+    name = key.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]  # [registry/]name[:tag]
+    return _ALIASES.get(name)
+
+
+def plan_files(
+    lang: str, first: str, build: str | None, exec_cmd: str | None
+) -> tuple[ExecMode, Mapping[str, Any] | None, str]:
+    """Mode, options and code of a run of uploaded files whose first is ``first``.
+
+    Batch mode, with ``exec_cmd`` or else the command that runs ``first``; a lua5 file other
+    than ``main.lua`` without a build runs in the kernel's own Lua (``dofile``), which has no
+    ``lua`` program to run it with.
+    """
+    if exec_cmd is None and build is None and language_of(lang) == "lua5" and first != "main.lua":
+        return "query", None, f"dofile({_lua_string(first)})"
+    run = exec_cmd if exec_cmd is not None else entry_command(lang, first)
+    return "batch", {"build": build, "buildLog": True, "exec": run}, ""
+
+
+def _lua_string(text: str) -> str:
+    return (
+        '"' + "".join(ch if ch.isalnum() or ch in "._-/ " else f"\\{ord(ch)}" for ch in text) + '"'
+    )
+
+
+def entry_command(lang: str, first: str) -> str:
+    """The batch ``exec`` that runs the uploaded file ``first`` (``"*"``: the default entry)."""
+    known = language_of(lang)
+    if known is None:
+        if PurePosixPath(first).stem == "main":
+            return "*"  # the language's own default, which is what runs main.*
+        raise InvalidArgumentError(
+            f"sorna does not know how {lang} runs {first}; say it with --exec, "
+            f"e.g. --exec {shlex.quote('./' + first)}"
+        )
+    default, template = _ENTRIES[known]
+    if first == default:
+        return "*"
+    return template.format(shlex.quote(first if not first.startswith("-") else "./" + first))
+
+
+def upload_names(files: list[str]) -> list[str]:
+    """The names ``files`` get on the server (relative to the current folder), checked."""
+    base = Path.cwd().resolve()
+    names: list[str] = []
+    for raw in files:
+        full = (base / raw).resolve()
+        try:
+            relative = full.relative_to(base)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"{raw} is outside the current folder ({base}): files are uploaded by their "
+                "path relative to it; cd to a folder that contains every FILE and run "
+                "sorna from there"
+            ) from None
+        if not full.is_file():
+            what = "is not a file" if full.exists() else "does not exist"
+            raise InvalidArgumentError(f"{raw} {what}")
+        names.append(str(PurePosixPath(*relative.parts)))
+    return names
+
+
+def start_kernel(
+    session: Session, lang: str, token: str | None, printer: Printer, *, exec_timeout: int = 0
+) -> Kernel:
+    """Get or create the kernel and say which one it is on stderr (unless ``--quiet``)."""
+    with printer.progress(f"starting {lang} kernel"):
+        kern = Kernel.get_or_create(lang, token, exec_timeout=exec_timeout, session=session)
+    how = "attached to" if kern.created is False else "kernel"
+    printer.note(f"sorna: {how} {kern.kernel_id} ({lang})")
+    return kern
 
 
 def _loop(

@@ -51,20 +51,51 @@ examples:
 """
 
 
+_MAIN_EPILOG = """\
+examples:
+  sorna local serve --port 0                 # a free port; prints the SORNA_* exports
+  sorna local serve --help                   # every option, with its default
+
+'sorna local' without a command prints this help and exits with status 2.
+"""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Each option's default after its help (unless the help says it), epilogs as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS):
+            return text
+        return (
+            f"{text} (default: {default:g})"
+            if isinstance(default, float)
+            else (f"{text} (default: {default})")
+        )
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:  # an epilog of examples: as written
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sorna local",
         description="Run the embedded Sorna gateway: kernels run as you, in a bubblewrap "
         "sandbox when one is available (--sandbox).",
+        epilog=_MAIN_EPILOG,
+        formatter_class=_HelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser(
         "serve",
         help="serve the Sorna API on this machine",
         description="Serve the Sorna v2 API on this machine; print the client's SORNA_* "
         "exports on stdout, log on stderr, stop on SIGINT/SIGTERM.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8081, help="port (0 picks a free one)")
@@ -178,19 +209,32 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"seconds a client has to send a request's body (default {defaults.body_timeout:g})",
     )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="what is logged on stderr",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; ``argv`` starts with ``serve`` (which may be left out)."""
+    """Entry point; ``argv`` starts with ``serve``, or with serve's options (``--port 0``).
+
+    Without arguments it prints the help on stderr and returns 2, as argparse does for a
+    missing command: nothing starts unless asked.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
+    if args_list and args_list[0].startswith("-") and args_list[0] not in ("-h", "--help"):
         args_list.insert(0, "serve")
+    parser = _parser()
     try:
-        args = _parser().parse_args(args_list)
+        args = parser.parse_args(args_list)
     except SystemExit as exc:  # --help or a usage error: argparse has printed why
         return exc.code if isinstance(exc.code, int) else 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level.upper(),

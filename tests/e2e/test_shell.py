@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import os
 import select
+import shutil
 import struct
 import subprocess
 import sys
 import termios
 import time
+
+import pytest
 
 from sorna_sdk import APIConfig, Kernel, Session
 
@@ -172,3 +176,86 @@ def test_a_second_ctrl_c_leaves(sorna_config: APIConfig) -> None:
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def shell_session(config: APIConfig, *args: str) -> tuple[subprocess.Popen[bytes], int, Screen]:
+    proc, master, _ = on_terminal(config, "shell", *args)
+    return proc, master, Screen(master)
+
+
+def finish(proc: subprocess.Popen[bytes], master: int) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    os.close(master)
+
+
+def test_exit_and_ctrl_d_leave_sorna_shell(sorna_config: APIConfig) -> None:
+    proc, master, screen = shell_session(sorna_config, "bash")
+    try:
+        screen.expect(b"press Ctrl-] to leave")
+        screen.type(b"echo @@ready@@; exit 3\r")
+        screen.expect(b"@@ready@@")
+        assert proc.wait(timeout=15) == 3  # the shell's exit status, as ssh gives it
+    finally:
+        finish(proc, master)
+    proc, master, screen = shell_session(sorna_config, "bash")
+    try:
+        screen.expect(b"press Ctrl-] to leave")
+        screen.type(b"echo @@$((6 * 7))@@\r")
+        screen.expect(b"@@42@@")
+        # As a person would: after the prompt is back. (A Ctrl-D that reaches bash while its
+        # terminal is cooked, between commands, is taken by the line discipline.)
+        time.sleep(0.5)
+        screen.type(b"\x04")  # Ctrl-D
+        assert proc.wait(timeout=15) == 0
+    finally:
+        finish(proc, master)
+
+
+def test_sorna_shell_python3_opens_a_python_repl(sorna_config: APIConfig) -> None:
+    proc, master, screen = shell_session(sorna_config, "python3")
+    try:
+        screen.expect(b">>> ")
+        assert b"sorna-repl" not in screen.seen  # the launch line is hidden
+        screen.type(b"import sys; print('@@', sys.version_info[0] * 14, '@@')\r")
+        screen.expect(b"@@ 42 @@")
+        screen.type(b"exit()\r")
+        assert proc.wait(timeout=15) == 0
+    finally:
+        finish(proc, master)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_sorna_shell_nodejs_opens_node(sorna_config: APIConfig) -> None:
+    proc, master, screen = shell_session(sorna_config, "nodejs")
+    try:
+        screen.expect(b"> ")
+        screen.type(b"console.log('@@' + (6 * 7) + '@@')\r")
+        screen.expect(b"@@42@@")
+        # As a person would: after the prompt is back. (A Ctrl-D that reaches bash while its
+        # terminal is cooked, between commands, is taken by the line discipline.)
+        time.sleep(0.5)
+        screen.type(b"\x04")  # Ctrl-D
+        assert proc.wait(timeout=15) == 0
+    finally:
+        finish(proc, master)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lupa") is None, reason="lupa is not installed")
+def test_sorna_shell_lua5_opens_a_lua_repl(sorna_config: APIConfig) -> None:
+    proc, master, screen = shell_session(sorna_config, "lua5")
+    try:
+        screen.expect(b"Lua 5.4")
+        screen.expect(b"> ")
+        screen.type(b"x = 6 * 7\r")
+        screen.type(b"'@@' .. x .. '@@'\r")  # an expression's value is printed
+        screen.expect(b"@@42@@")
+        screen.type(b"for i = 1, 2 do\r")
+        screen.expect(b">> ")  # an unfinished chunk continues
+        screen.type(b"print('n' .. i) end\r")
+        screen.expect(b"n2")
+        screen.type(b"os.exit(5)\r")
+        assert proc.wait(timeout=15) == 5
+    finally:
+        finish(proc, master)

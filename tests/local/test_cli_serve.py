@@ -179,6 +179,9 @@ def test_main_returns_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert "serve" in capsys.readouterr().out
     assert main(["serve", "--port", "not-a-port"]) == 2
     assert "--port" in capsys.readouterr().err
+    assert main([]) == 2  # no command: the help, and nothing starts
+    shown = capsys.readouterr()
+    assert shown.out == "" and "usage: sorna local" in shown.err and "examples:" in shown.err
 
 
 # -- keys, warnings, the root ---------------------------------------------------------

@@ -151,18 +151,31 @@ async def test_restart_gives_a_fresh_shell_on_the_same_connection(
         assert terminal_of(gateway, kernel).pid not in (None, old_pid)
 
 
-async def test_exit_starts_a_fresh_shell(gateway: LocalGateway, kernel: AsyncKernel) -> None:
+async def test_exit_closes_the_stream_and_a_new_stream_gets_a_fresh_shell(
+    gateway: LocalGateway, kernel: AsyncKernel
+) -> None:
     async with await kernel.stream_pty() as pty:
         await pty.send('MARK=kept; echo "@@${MARK:-unset}@@"\n')
         await read_until(pty, b"@@kept@@")
         terminal = terminal_of(gateway, kernel)
         old_pid = terminal.pid
-        await pty.send("exit\n")
-        async with deadline(10):
-            while terminal.pid in (None, old_pid):
-                await pty.read()
+        await pty.send("echo last-words; exit 3\n")
+        seen = b""
+        with pytest.raises(PtyError) as closed:
+            async with deadline(10):
+                while True:
+                    seen += await pty.read()
+        assert b"last-words" in seen  # the shell's last output arrives before the close
+        assert (closed.value.code, closed.value.reason) == (1000, "the shell exited (status 3)")
+        assert terminal.pid is None  # no respawn under a closed stream
+    async with await kernel.stream_pty() as pty:
         await pty.send('echo "@@${MARK:-unset}@@"\n')
         assert b"@@unset@@" in await read_until(pty, b"@@unset@@")
+        assert terminal.pid not in (None, old_pid)
+        await pty.send("exit\n")  # type: ignore[unreachable]
+        async with deadline(10):
+            async for _ in pty:  # iteration ends quietly at a shell's exit (close code 1000)
+                pass
 
 
 def test_reconnect_keeps_the_same_shell() -> None:
@@ -229,8 +242,10 @@ async def test_destroying_the_kernel_closes_the_stream_with_4404(
     assert info.value.code == 4404
     assert info.value.reason == "kernel destroyed"
     await pty.close()
-    assert not process_alive(shell)
-    assert not process_alive(job)  # even a job that ignores SIGHUP ends with the shell
+    # Killed at once, but the kernel reaps asynchronously: gone within a moment.
+    async with deadline(5):
+        while process_alive(shell) or process_alive(job):  # noqa: ASYNC110 (no event)
+            await asyncio.sleep(0.02)
 
 
 async def test_gateway_shutdown_closes_the_stream_with_1001() -> None:
@@ -308,7 +323,7 @@ async def test_ping_keeps_the_kernel_alive() -> None:
                 await pty.ping()
                 await asyncio.sleep(0.25)
             info = await pinged.get_info()
-            assert info.idle < 1000
+            assert info.idle < 1000  # type: ignore[attr-defined]
             # An open stream alone does not keep a kernel alive; reaping closes it with 4404.
             with pytest.raises(PtyError) as closed:
                 async with deadline(5):

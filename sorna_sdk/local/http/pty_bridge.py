@@ -2,7 +2,9 @@
 
 Close codes sent by the gateway:
 
-* 1000: the client closed; 1001 "gateway shutting down";
+* 1000: the client closed, or the shell exited by itself (``exit``, Ctrl-D), with the reason
+  "the shell exited (status N)" after the shell's last output; the next stream gets a fresh
+  shell (see ``terminal.py``); 1001 "gateway shutting down";
 * 1003: a binary message (frames are JSON text); 1007: a malformed frame (bad JSON, unknown
   type, bad base64, out-of-range size). Malformed frames are never ignored silently: the
   socket is closed with the reason, and the terminal keeps running for the next connection;

@@ -5,8 +5,12 @@ Behaviour worth knowing:
 * The shell starts lazily (first :meth:`Terminal.subscribe`) and outlives its subscribers, so a
   reconnect finds the same shell. Its output is read only while someone is subscribed: with no
   subscriber the pty's own buffer fills and the shell blocks, like a paused terminal.
-* A shell that exits by itself (``exit``, ``^D``) is replaced at once by a fresh one while
-  anyone is subscribed (the 2017 Terminal's ``auto_restart``), at most once a second.
+* A shell that exits by itself (``exit``, ``^D``, or a REPL that ``exec`` replaced it with) ends
+  every subscriber's stream, after its last output, with close code 1000 and the reason
+  ``the shell exited (status N)`` (:data:`CLOSE_SHELL_EXITED`; ``N`` is 128 + the signal for a
+  shell killed by one): a client leaves as it would leave ssh. The next subscriber starts a
+  fresh shell. (The 2017 Terminal respawned the shell under its subscribers instead; a client
+  that wants that reconnects, or sends ``restart``, which replaces the shell in place.)
 * Backpressure: each subscriber buffers output up to ``high_water`` bytes. When every subscriber
   is at or above it, the pty is no longer read until one drains below ``low_water``. A
   subscriber past ``max_buffer`` (others kept reading) or stuck above ``high_water`` for
@@ -22,6 +26,8 @@ Behaviour worth knowing:
   SIGHUP or left the session (``setsid``, ``nohup``, ``disown``, double forks). The shell runs
   below the kernel's supervisor or inside its bubblewrap sandbox (``sandbox.py``), with the
   kernel's memory and process limits; its exit ends its tree as well.
+* The shell's environment has ``SORNA_PYTHON``: the gateway's Python, the one that runs the
+  python3 and lua5 (lupa) kernels, for clients that start those languages' REPLs in it.
 * Readline's bracketed paste is turned off (a private ``INPUTRC`` that includes the usual
   ones), so echoed input carries no ``ESC [?2004h`` noise.
 
@@ -57,6 +63,7 @@ __all__ = [
     "CLOSE_DESTROYED",
     "CLOSE_DROPPED",
     "CLOSE_FAILED",
+    "CLOSE_SHELL_EXITED",
     "CLOSE_SHUTDOWN",
     "Subscription",
     "Terminal",
@@ -70,10 +77,11 @@ CLOSE_SHUTDOWN: Final = 1001
 CLOSE_FAILED: Final = 1011
 CLOSE_DROPPED: Final = 1013
 CLOSE_DESTROYED: Final = 4404
+#: The shell exited by itself: a normal close, its reason ``the shell exited (status N)``.
+CLOSE_SHELL_EXITED: Final = 1000
 
 _READ_SIZE: Final = 65536
 _MAX_CHUNK: Final = 256 * 1024
-_RESPAWN_INTERVAL: Final = 1.0
 _HANGUP_GRACE: Final = 0.5
 # bash 5.1+ wraps echoed input in bracketed-paste escapes, which garbles what clients match on.
 _INPUTRC: Final = "$include /etc/inputrc\n$include ~/.inputrc\nset enable-bracketed-paste off\n"
@@ -188,7 +196,6 @@ class Terminal:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tmpdir: str | None = None
         self._closed = False
-        self._last_spawn = -_RESPAWN_INTERVAL
 
     # ---- public API -----------------------------------------------------------------------
 
@@ -353,7 +360,6 @@ class Terminal:
             if life_r >= 0:
                 os.close(life_r)
         tree = Containment(self.sandbox, proc.pid, life_w if life_w >= 0 else None)
-        self._last_spawn = time.monotonic()
         self._shell = shell = _Shell(proc, master, tree)
         self._spawn_task(self._watch(shell))
         self._update_reading()
@@ -369,6 +375,7 @@ class Terminal:
         for name in ("PYTHONUNBUFFERED", "PYTHONIOENCODING"):
             env.pop(name, None)
         env["TERM"] = "xterm-256color"
+        env["SORNA_PYTHON"] = sys.executable
         env["INPUTRC"] = self._inputrc()
         env.update(self._extra_env)
         return env
@@ -407,23 +414,18 @@ class Terminal:
         os.close(shell.master)
 
     async def _watch(self, shell: _Shell) -> None:
-        await shell.proc.wait()
+        status = await shell.proc.wait()
         async with self._lock:
             if shell is not self._shell:
                 return  # restarted or closed meanwhile
             if shell.reading:
                 self._read_all(shell)  # the last words, e.g. "exit"
             await self._retire()
-            if not self._wants_shell():
-                return  # the next subscriber starts a shell
-            delay = self._last_spawn + _RESPAWN_INTERVAL - time.monotonic()
-            if delay > 0:  # a shell that dies at once must not make us spin
-                await asyncio.sleep(delay)
-            if self._wants_shell():
-                await self._spawn_or_fail()
-
-    def _wants_shell(self) -> bool:
-        return bool(self._subs) and not self._closed and self._shell is None
+            if status < 0:  # killed by a signal, reported as a shell reports it
+                status = 128 - status
+            # Every stream ends after what it has still to read; the next subscriber
+            # starts a fresh shell.
+            self._end_all(CLOSE_SHELL_EXITED, f"the shell exited (status {status})")
 
     def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -9,6 +9,9 @@
 // ones are ignored). A failed run's `finished` carries {"exitCode": 1, "error": {"name", "value",
 // "traceback"}}: a thrown Error's name, message and stack lines (without the driver's frames),
 // or for another thrown value "Error", its String() and the "Uncaught ..." line.
+// process.exit(code) ends the run (not the kernel) with that exit status, as Python's
+// SystemExit does: 0 is a success, no error object; process.exitCode set by the code is the
+// status of a run that ends normally.
 'use strict';
 const fs = require('fs');
 const net = require('net');
@@ -112,6 +115,25 @@ const sorna = {
   log(text) { send('log', String(text)); },
 };
 
+// Thrown by the kernel's process.exit(): ends the run with an exit status.
+class RunExit {
+  constructor(code) { this.code = exitStatus(code); }
+}
+
+// The exit status process.exit() or process.exitCode gives: 0 for none, integers as node
+// takes them (mod 256), 1 for anything else.
+function exitStatus(code) {
+  if (code === undefined || code === null) return 0;
+  const n = Number(code);
+  return Number.isInteger(n) ? ((n % 256) + 256) % 256 : 1;
+}
+
+function runEnd() {
+  const code = exitStatus(kernelProcess.exitCode);
+  kernelProcess.exitCode = undefined;
+  return code ? { exitCode: code } : null;
+}
+
 const kernelConsole = new console.Console({
   stdout: out('stdout'), stderr: out('stderr'), ignoreErrors: false,
 });
@@ -120,7 +142,8 @@ const kernelProcess = {
   version: process.version, versions: process.versions, pid: process.pid,
   cwd: () => process.cwd(), hrtime: process.hrtime, nextTick: process.nextTick,
   memoryUsage: process.memoryUsage, stdout: out('stdout'), stderr: out('stderr'),
-  exit() { throw new Error('process.exit() is disabled in this kernel'); },
+  exitCode: undefined,
+  exit(code) { throw new RunExit(code === undefined ? kernelProcess.exitCode : code); },
 };
 const context = vm.createContext({
   console: kernelConsole, process: kernelProcess, require, Buffer, URL, TextEncoder, TextDecoder,
@@ -187,14 +210,19 @@ async function runCode(code, options) { // options: none is used yet
       await Promise.race([value, interrupted]);
     }
   } catch (err) {
+    if (err instanceof RunExit) {
+      kernelProcess.exitCode = undefined;
+      return err.code ? { exitCode: err.code } : null;
+    }
     const text = formatError(err);
     sendText('stderr', text);
+    kernelProcess.exitCode = undefined;
     if (err && err.code === INTERRUPTED_CODE) return INTERRUPTED;
     return { exitCode: 1, error: errorObject(err, text) };
   } finally {
     interruptRun = null;
   }
-  return null;
+  return runEnd();
 }
 
 function runShell(cmd) {
@@ -291,8 +319,12 @@ async function pump() {
 }
 
 process.on('SIGINT', () => { if (interruptRun) interruptRun(); });
-process.on('uncaughtException', (err) => sendText('stderr', formatError(err)));
-process.on('unhandledRejection', (err) => sendText('stderr', formatError(err)));
+process.on('uncaughtException', (err) => {
+  if (!(err instanceof RunExit)) sendText('stderr', formatError(err)); // exit() after a run
+});
+process.on('unhandledRejection', (err) => {
+  if (!(err instanceof RunExit)) sendText('stderr', formatError(err));
+});
 
 // The frame decoder: a length above MAX_FRAME, a body that is not JSON, or an object without a
 // string kind make the channel unusable, and the driver ends (the protocol's rule).
