@@ -28,7 +28,13 @@ lint: $(STAMP_DEV)
 
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy --strict sorna_sdk tools
-	$(BIN)/mypy --strict tests/typing
+	$(BIN)/mypy --strict tests
+	$(BIN)/pyright tests/typing
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH pyright --verifytypes sorna_sdk \
+		--ignoreexternal --outputjson > $(VENV)/verifytypes.json; \
+	$(BIN)/python -c "import json, sys; \
+	s = json.load(open('$(VENV)/verifytypes.json'))['typeCompleteness']['completenessScore']; \
+	print(f'pyright --verifytypes: {s:.1%} (at least 98% needed)'); sys.exit(s < 0.98)"
 
 pytest: $(STAMP_DEV)
 	$(BIN)/python -m pytest

@@ -9,11 +9,20 @@ from typing import Any, TypeAlias
 from .exceptions import ExecutionError
 from .models import ConsoleItem, ExecutionResult
 
-__all__ = ["InputSource", "RunState"]
+__all__ = ["InputSource", "RunState", "input_lines"]
 
 #: Where ``run()`` gets lines for ``waiting-input``: a callback given the
-#: waiting result (its console holds the prompt), or an iterable of lines.
-InputSource: TypeAlias = Callable[[ExecutionResult], str] | Iterable[str]
+#: waiting result (its console holds the prompt), an iterable of lines, or a ``str``:
+#: the text typed in, one prompt answered per line (``"Bob"`` is one line, never one
+#: character per prompt; ``"Bob\n42\n"`` answers two prompts).
+InputSource: TypeAlias = Callable[[ExecutionResult], str] | str | Iterable[str]
+
+
+def input_lines(input: str | Iterable[str]) -> Iterator[str]:
+    """The lines of an ``input=`` that is not a callback (a ``str`` is split into lines)."""
+    if isinstance(input, str):
+        return iter(input.splitlines() or [""])
+    return iter(input)
 
 
 class RunState:
@@ -30,7 +39,7 @@ class RunState:
         elif callable(input):
             self._answer, self._lines = input, None
         else:
-            self._answer, self._lines = None, iter(input)
+            self._answer, self._lines = None, input_lines(input)
 
     def feed(self, result: ExecutionResult) -> None:
         """Take one execute result."""

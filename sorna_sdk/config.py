@@ -10,13 +10,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from typing_extensions import TypedDict, Unpack
+
 from ._constants import API_VERSION, DEFAULT_ENDPOINT, DEFAULT_HASH
 from ._dialects import AUTO, FAMILIES, supported_versions
 from ._version import __version__
 from .auth import supported_hashes
 from .exceptions import ConfigurationError
 
-__all__ = ["APIConfig", "DEFAULT_USER_AGENT", "ENV_ACCESS_KEY", "ENV_ENDPOINT", "ENV_SECRET_KEY"]
+__all__ = [
+    "APIConfig",
+    "APIConfigOptions",
+    "DEFAULT_USER_AGENT",
+    "ENV_ACCESS_KEY",
+    "ENV_ENDPOINT",
+    "ENV_SECRET_KEY",
+]
 
 #: The variables the embedded gateway prints (the Sorna family's names).
 ENV_ENDPOINT = "SORNA_ENDPOINT"
@@ -46,7 +55,37 @@ def _missing(env: Mapping[str, str], key: str) -> str:
 _KEYS = ("ENDPOINT", "ACCESS_KEY", "SECRET_KEY", "API_VERSION")
 
 
-@dataclass(frozen=True)
+class APIConfigOptions(TypedDict, total=False):
+    """The fields of :class:`APIConfig` as keywords of :meth:`APIConfig.from_env` and
+    :meth:`APIConfig.replace`: a misspelt name is a type error."""
+
+    access_key: str
+    """See :attr:`APIConfig.access_key`."""
+    secret_key: str
+    """See :attr:`APIConfig.secret_key`."""
+    endpoint: str
+    """See :attr:`APIConfig.endpoint`."""
+    version: str
+    """See :attr:`APIConfig.version`."""
+    hash_name: str
+    """See :attr:`APIConfig.hash_name`."""
+    user_agent: str
+    """See :attr:`APIConfig.user_agent`."""
+    timeout: float | None
+    """See :attr:`APIConfig.timeout`."""
+    connect_timeout: float
+    """See :attr:`APIConfig.connect_timeout`."""
+    max_retries: int
+    """See :attr:`APIConfig.max_retries`."""
+    max_retry_wait: float
+    """See :attr:`APIConfig.max_retry_wait`."""
+    domain: str | None
+    """See :attr:`APIConfig.domain`."""
+    group: str | None
+    """See :attr:`APIConfig.group`."""
+
+
+@dataclass(frozen=True, init=False)
 class APIConfig:
     """Where and how to reach a Sorna or Backend.AI API server.
 
@@ -58,23 +97,64 @@ class APIConfig:
     """
 
     access_key: str
+    """The access key (``SORNA_ACCESS_KEY`` / ``BACKEND_ACCESS_KEY``)."""
     secret_key: str = field(repr=False)
+    """The secret key that signs requests; kept out of ``repr()`` and ``str()``."""
     endpoint: str = DEFAULT_ENDPOINT
+    """The server's base URL (``http://`` or ``https://``; a trailing ``/`` is dropped)."""
     version: str = API_VERSION
+    """The API version: ``"v2.20170315"`` (Sorna), a Backend.AI version, or ``"auto"``."""
     hash_name: str = DEFAULT_HASH
+    """The HMAC hash of request signatures (``sha256``...)."""
     user_agent: str = DEFAULT_USER_AGENT
-    #: Seconds to wait for a response (``None``: no limit). Query-mode executes
-    #: return within the server's flush window, so this can stay moderate.
+    """The ``User-Agent`` header of every request."""
     timeout: float | None = 60.0
-    #: Seconds to wait for a TCP/TLS connection.
+    """Seconds to wait for a response (``None``: no limit). Query-mode executes return
+    within the server's flush window, so this can stay moderate."""
     connect_timeout: float = 10.0
-    #: Extra attempts for requests that are safe to repeat.
+    """Seconds to wait for a TCP/TLS connection."""
     max_retries: int = 2
-    #: Upper bound, in seconds, of one wait before retrying (429 included).
+    """Extra attempts for requests that are safe to repeat."""
     max_retry_wait: float = 30.0
-    #: Backend.AI domain and project (group) of new sessions (``None``: ``"default"``).
+    """Upper bound, in seconds, of one wait before retrying (429 included)."""
     domain: str | None = None
+    """Backend.AI domain of new sessions (``None``: ``"default"``)."""
     group: str | None = None
+    """Backend.AI project (group) of new sessions (``None``: ``"default"``)."""
+
+    def __init__(
+        self,
+        access_key: str,
+        secret_key: str,
+        endpoint: str = DEFAULT_ENDPOINT,
+        version: str = API_VERSION,
+        hash_name: str = DEFAULT_HASH,
+        user_agent: str = DEFAULT_USER_AGENT,
+        timeout: float | None = 60.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 2,
+        max_retry_wait: float = 30.0,
+        domain: str | None = None,
+        group: str | None = None,
+    ) -> None:
+        # Written out (the dataclass's own __init__ is off) so that editors show
+        # ``secret_key: str`` as required rather than ``secret_key: str = field(repr=False)``.
+        for name, value in (
+            ("access_key", access_key),
+            ("secret_key", secret_key),
+            ("endpoint", endpoint),
+            ("version", version),
+            ("hash_name", hash_name),
+            ("user_agent", user_agent),
+            ("timeout", timeout),
+            ("connect_timeout", connect_timeout),
+            ("max_retries", max_retries),
+            ("max_retry_wait", max_retry_wait),
+            ("domain", domain),
+            ("group", group),
+        ):
+            object.__setattr__(self, name, value)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         if not self.access_key:
@@ -111,7 +191,9 @@ class APIConfig:
         return self.version.split(".", 1)[0]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> APIConfig:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Unpack[APIConfigOptions]
+    ) -> APIConfig:
         """Read the configuration from ``BACKEND_*`` variables, falling back to ``SORNA_*``.
 
         ``ACCESS_KEY`` and ``SECRET_KEY`` are required; ``ENDPOINT``, ``API_VERSION``,
@@ -154,6 +236,6 @@ class APIConfig:
                 raise ConfigurationError(f"{version[0]}: {exc}") from None
             raise
 
-    def replace(self, **changes: Any) -> APIConfig:
-        """Return a copy with some fields changed."""
+    def replace(self, **changes: Unpack[APIConfigOptions]) -> APIConfig:
+        """Return a copy with some fields changed (validated like the constructor)."""
         return dataclasses.replace(self, **changes)

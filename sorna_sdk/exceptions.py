@@ -124,7 +124,8 @@ class UnsupportedAPIVersionError(ConfigurationError):
 
     def __init__(self, message: str, *, server_version: str | None = None) -> None:
         super().__init__(message)
-        self.server_version = server_version
+        self.server_version: str | None = server_version
+        """The version the server reported (``None`` if it said nothing usable)."""
 
 
 class InvalidArgumentError(SornaError, ValueError):
@@ -140,8 +141,10 @@ class APIConnectionError(SornaError):
 
     def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
         super().__init__(message)
-        self.method = method
-        self.url = url
+        self.method: str = method
+        """The HTTP method of the failed request."""
+        self.url: str = url
+        """The URL of the failed request."""
 
 
 class APITimeoutError(APIConnectionError):
@@ -153,8 +156,10 @@ class APIResponseValidationError(SornaError):
 
     def __init__(self, message: str, *, status: int, body: bytes) -> None:
         super().__init__(message)
-        self.status = status
-        self.body = body
+        self.status: int = status
+        """The HTTP status of the response."""
+        self.body: bytes = body
+        """The raw response body."""
 
 
 class ExecutionError(SornaError):
@@ -170,11 +175,16 @@ class ProgramError(ExecutionError):
 
     def __init__(self, result: ExecutionResult, error: RunError) -> None:
         super().__init__(f"the program failed: {error}")
-        self.result = result
-        self.error = error
-        self.name = error.name
-        self.value = error.value
-        self.traceback = list(error.traceback)
+        self.result: ExecutionResult = result
+        """The whole run (merged console, final status)."""
+        self.error: RunError = error
+        """Why the run failed."""
+        self.name: str = error.name
+        """The exception's name (``ZeroDivisionError``, ``TypeError``, ``LuaError``...)."""
+        self.value: str = error.value
+        """The exception's message."""
+        self.traceback: list[str] = list(error.traceback)
+        """The traceback lines, as the kernel printed them."""
 
 
 class ExecutionTimeoutError(ExecutionError):
@@ -186,8 +196,10 @@ class ExecutionTimeoutError(ExecutionError):
 
     def __init__(self, message: str, *, result: ExecutionResult, timeout: float) -> None:
         super().__init__(message)
-        self.result = result
-        self.timeout = timeout
+        self.result: ExecutionResult = result
+        """The output received before the deadline (merged)."""
+        self.timeout: float = timeout
+        """The deadline, in seconds."""
 
 
 class StreamError(SornaError):
@@ -200,7 +212,8 @@ class StreamResumeError(StreamError):
 
     def __init__(self, message: str, *, result: ExecutionResult | None = None) -> None:
         super().__init__(message)
-        self.result = result
+        self.result: ExecutionResult | None = result
+        """The output received before the connection dropped, if any."""
 
 
 class PtyError(SornaError):
@@ -208,8 +221,10 @@ class PtyError(SornaError):
 
     def __init__(self, message: str, *, code: int | None = None, reason: str = "") -> None:
         super().__init__(message)
-        self.code = code
-        self.reason = reason
+        self.code: int | None = code
+        """The WebSocket close code, if the stream was closed."""
+        self.reason: str = reason
+        """The close reason the server sent (may be empty)."""
 
 
 class APIStatusError(SornaError):
@@ -223,7 +238,9 @@ class APIStatusError(SornaError):
     """
 
     status_code: ClassVar[int | None] = None
+    """The HTTP status this class stands for (``None``: any)."""
     problem_type: ClassVar[str | None] = None
+    """The Sorna problem type URI this class stands for, if any."""
 
     def __init__(
         self,
@@ -238,16 +255,24 @@ class APIStatusError(SornaError):
         url: str = "",
         retry_after: float | None = None,
     ) -> None:
-        self.status = status
-        self.type = type
-        self.title = title
-        self.problem = problem
-        self.body = body
-        #: Response headers; lookups ignore case.
+        self.status: int = status
+        """The HTTP status."""
+        self.type: str = type
+        """The problem type URI (``"about:blank"`` when the body had none)."""
+        self.title: str = title
+        """The problem's short human-readable summary."""
+        self.problem: Mapping[str, Any] | None = problem
+        """The parsed JSON body, or ``None``."""
+        self.body: bytes = body
+        """The raw response body."""
         self.headers: Mapping[str, str] = httpx.Headers(dict(headers or {}))
-        self.method = method
-        self.url = url
-        self.retry_after = retry_after
+        """Response headers; lookups ignore case."""
+        self.method: str = method
+        """The HTTP method of the request."""
+        self.url: str = url
+        """The URL of the request."""
+        self.retry_after: float | None = retry_after
+        """Seconds the server asked to wait before retrying, when it said."""
         where = f" ({method} {url})" if method else ""
         detail = self.msg
         if detail and detail not in title:

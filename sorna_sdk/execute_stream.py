@@ -57,6 +57,8 @@ def _cut(exc: ConnectionClosed) -> StreamError:
 
 
 class _StreamBase:
+    """State shared by both execute streams."""
+
     def __init__(self, kernel_id: str) -> None:
         self.kernel_id = kernel_id
         #: The last frame received (``None`` before the first).
@@ -78,6 +80,9 @@ class ExecuteStream(_StreamBase):
     >>> async with await kern.stream_execute("print(input('n? '))") as stream:  # doctest: +SKIP
     ...     print((await stream.result(input=["42"])).stdout)
     """
+
+    last: ExecutionResult | None
+    """The last frame received (``None`` before the first)."""
 
     def __init__(self, connection: AsyncConnection, kernel_id: str) -> None:
         super().__init__(kernel_id)
@@ -152,6 +157,9 @@ class ExecuteStream(_StreamBase):
 
 class SyncExecuteStream(_StreamBase):
     """The synchronous twin of :class:`ExecuteStream`."""
+
+    last: ExecutionResult | None
+    """The last frame received (``None`` before the first)."""
 
     def __init__(self, connection: SyncConnection, kernel_id: str) -> None:
         super().__init__(kernel_id)

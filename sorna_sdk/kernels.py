@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import ValidationError
 
@@ -45,8 +45,10 @@ from .live import (
 from .models import (
     AuthorizeResponse,
     BatchOptions,
+    BatchOptionsDict,
     BatchRequest,
     CompleteOptions,
+    CompleteOptionsDict,
     CompleteRequest,
     Completions,
     CreateStatus,
@@ -68,6 +70,8 @@ from .session import AsyncSession, Session, get_default_async_session, get_defau
 __all__ = ["AsyncKernel", "ClusterMode", "Kernel"]
 
 StrPath = str | os.PathLike[str]
+#: What ``opts=`` may be, by mode: nothing for query; a dict or model for batch and complete.
+ExecOpts = BatchOptionsDict | CompleteOptionsDict | BatchOptions | CompleteOptions
 ClusterMode = Literal["single-node", "multi-node"]
 #: Upper bound of what one download() may write (all files together).
 DOWNLOAD_LIMIT = 1 << 30
@@ -106,7 +110,7 @@ def _with_token(spec: CreateSpec, token: str) -> CreateSpec:
 def _execute_request(
     code: str,
     mode: ExecMode | str,
-    opts: Mapping[str, Any] | None,
+    opts: Mapping[str, Any] | ExecOpts | None,
     *,
     last_value: bool = False,
     figure_formats: Sequence[FigureFormat] | None = None,
@@ -203,17 +207,18 @@ class _KernelBase:
         service_ports: Sequence[ServicePort] = (),
     ) -> None:
         kernel_path_segment(kernel_id)  # refuses empty ids before any I/O
-        #: How the server addresses the kernel (Backend.AI v5+: the session's UUID).
-        self.kernel_id = kernel_id
-        self.lang = lang
-        #: The token it was created with (Backend.AI: the session name).
-        self.client_token = client_token
-        #: Whether get_or_create started a new kernel (None if the server did not say).
-        self.created = created
-        #: The session's status when created (Backend.AI; None from Sorna servers).
-        self.status = status
-        #: Services the session exposes (Backend.AI).
+        self.kernel_id: str = kernel_id
+        """How the server addresses the kernel (Backend.AI v5+: the session's UUID)."""
+        self.lang: str | None = lang
+        """The kernel's language (Backend.AI: its image reference), when known."""
+        self.client_token: str | None = client_token
+        """The token it was created with (Backend.AI: the session name)."""
+        self.created: bool | None = created
+        """Whether get_or_create started a new kernel (``None`` if the server did not say)."""
+        self.status: CreateStatus | None = status
+        """The session's status when created (Backend.AI; ``None`` from Sorna servers)."""
         self.service_ports: tuple[ServicePort, ...] = tuple(service_ports)
+        """Services the session exposes (Backend.AI)."""
         self._pending: PendingRun | None = None
         #: A run this handle interrupted (deadline, a left stream) whose end is not collected.
         self._unfinished: PendingRun | None = None
@@ -314,7 +319,8 @@ class Kernel(_KernelBase):
             status=status,
             service_ports=service_ports,
         )
-        self.session = session if session is not None else get_default_session()
+        self.session: Session = session if session is not None else get_default_session()
+        """The session this handle sends its calls through."""
 
     @classmethod
     def get_or_create(
@@ -379,21 +385,73 @@ class Kernel(_KernelBase):
         session = session if session is not None else get_default_session()
         return session.authorize(echo)
 
+    @overload
+    def execute(
+        self,
+        code: str = "",
+        mode: Literal["query"] = "query",
+        opts: None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
+    @overload
+    def execute(
+        self,
+        code: str,
+        mode: Literal["batch"],
+        opts: BatchOptionsDict | BatchOptions | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
+    @overload
+    def execute(
+        self,
+        code: str = "",
+        *,
+        mode: Literal["batch"],
+        opts: BatchOptionsDict | BatchOptions | None = None,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
+    @overload
+    def execute(
+        self,
+        code: str,
+        mode: Literal["complete"],
+        opts: CompleteOptionsDict | CompleteOptions | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
+    @overload
+    def execute(
+        self,
+        code: str = "",
+        *,
+        mode: Literal["complete"],
+        opts: CompleteOptionsDict | CompleteOptions | None = None,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
     def execute(
         self,
         code: str = "",
         mode: ExecMode = "query",
-        opts: Mapping[str, Any] | None = None,
+        opts: ExecOpts | None = None,
         *,
         timeout: float | None = None,
     ) -> ExecutionResult:
         """Run one execute call. While a run is unfinished, ``code=""`` continues it and a
         line of text answers ``waiting-input``.
 
+        ``opts`` is typed by ``mode``: none for query (the default),
+        :class:`~sorna_sdk.models.BatchOptionsDict` (or :class:`~sorna_sdk.models.BatchOptions`)
+        for batch, :class:`~sorna_sdk.models.CompleteOptionsDict` (or
+        :class:`~sorna_sdk.models.CompleteOptions`) for complete; an unknown key is a type error.
+
         ``timeout``: seconds for this call; on expiry the run is interrupted and
         :class:`~sorna_sdk.ExecutionTimeoutError` raised.
         """
-        request = _execute_request(code, mode, opts)
+        return self._execute(_execute_request(code, mode, opts), timeout)
+
+    def _execute(self, request: ExecuteRequest, timeout: float | None = None) -> ExecutionResult:
         self._collect_unfinished()
         pending = self._pending
         if timeout is not None:
@@ -401,12 +459,54 @@ class Kernel(_KernelBase):
         result = self.session.send(lambda api: api.execute(self.kernel_id, request, pending))
         return self._track(result)
 
+    @overload
+    def run(
+        self,
+        code: str,
+        *,
+        mode: Literal["query"] = "query",
+        opts: None = None,
+        input: InputSource | None = None,
+        on_output: OutputCallback | None = None,
+        timeout: float | None = None,
+        last_value: bool = False,
+        figure_formats: Sequence[FigureFormat] | None = None,
+        transport: LiveTransport = "auto",
+    ) -> ExecutionResult: ...
+    @overload
+    def run(
+        self,
+        code: str,
+        *,
+        mode: Literal["batch"],
+        opts: BatchOptionsDict | BatchOptions | None = None,
+        input: InputSource | None = None,
+        on_output: OutputCallback | None = None,
+        timeout: float | None = None,
+        last_value: Literal[False] = False,
+        figure_formats: None = None,
+        transport: LiveTransport = "auto",
+    ) -> ExecutionResult: ...
+    @overload
+    def run(
+        self,
+        code: str,
+        *,
+        mode: Literal["complete"],
+        opts: CompleteOptionsDict | CompleteOptions | None = None,
+        input: InputSource | None = None,
+        on_output: OutputCallback | None = None,
+        timeout: float | None = None,
+        last_value: Literal[False] = False,
+        figure_formats: None = None,
+        transport: LiveTransport = "auto",
+    ) -> ExecutionResult: ...
     def run(
         self,
         code: str,
         *,
         mode: ExecMode = "query",
-        opts: Mapping[str, Any] | None = None,
+        opts: ExecOpts | None = None,
         input: InputSource | None = None,
         on_output: OutputCallback | None = None,
         timeout: float | None = None,
@@ -417,7 +517,12 @@ class Kernel(_KernelBase):
         """Execute until the program finishes and return one merged result.
 
         Follows ``continued``, ``build-finished`` and ``clean-finished``, and answers
-        ``waiting-input`` from ``input`` (a callback or an iterable of lines).
+        ``waiting-input`` from ``input``: a callback given the waiting result, an iterable of
+        lines, or a ``str`` read as typed text, one line per prompt (``input="Bob"`` answers
+        one prompt with ``Bob``, not three with ``B``, ``o``, ``b``). ``opts`` is typed by
+        ``mode``: none for query, :class:`~sorna_sdk.models.BatchOptionsDict` (or
+        :class:`~sorna_sdk.models.BatchOptions`) for batch,
+        :class:`~sorna_sdk.models.CompleteOptionsDict` for complete.
         ``on_output(item)`` is called with each console item as it arrives; ``timeout`` is
         a wall-clock deadline for the whole run (:class:`~sorna_sdk.ExecutionTimeoutError`);
         ``last_value`` adds the last expression's value as a ``result`` item and
@@ -460,13 +565,13 @@ class Kernel(_KernelBase):
         self,
         code: str,
         mode: ExecMode,
-        opts: Mapping[str, Any] | None,
+        opts: ExecOpts | None,
         input: InputSource | None,
     ) -> ExecutionResult:
         state = RunState(input)
-        state.feed(self.execute(code, mode, opts))
+        state.feed(self._execute(_execute_request(code, mode, opts)))
         while not state.done:
-            state.feed(self.execute(state.next_code(), mode, opts))
+            state.feed(self._execute(_execute_request(state.next_code(), mode, opts)))
         return state.result()
 
     def _collect_unfinished(self) -> None:
@@ -610,7 +715,8 @@ class AsyncKernel(_KernelBase):
             status=status,
             service_ports=service_ports,
         )
-        self.session = session if session is not None else get_default_async_session()
+        self.session: AsyncSession = session if session is not None else get_default_async_session()
+        """The session this handle sends its calls through."""
 
     @classmethod
     async def get_or_create(
@@ -677,21 +783,75 @@ class AsyncKernel(_KernelBase):
         session = session if session is not None else get_default_async_session()
         return await session.authorize(echo)
 
+    @overload
+    async def execute(
+        self,
+        code: str = "",
+        mode: Literal["query"] = "query",
+        opts: None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
+    @overload
+    async def execute(
+        self,
+        code: str,
+        mode: Literal["batch"],
+        opts: BatchOptionsDict | BatchOptions | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
+    @overload
+    async def execute(
+        self,
+        code: str = "",
+        *,
+        mode: Literal["batch"],
+        opts: BatchOptionsDict | BatchOptions | None = None,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
+    @overload
+    async def execute(
+        self,
+        code: str,
+        mode: Literal["complete"],
+        opts: CompleteOptionsDict | CompleteOptions | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
+    @overload
+    async def execute(
+        self,
+        code: str = "",
+        *,
+        mode: Literal["complete"],
+        opts: CompleteOptionsDict | CompleteOptions | None = None,
+        timeout: float | None = None,
+    ) -> ExecutionResult: ...
     async def execute(
         self,
         code: str = "",
         mode: ExecMode = "query",
-        opts: Mapping[str, Any] | None = None,
+        opts: ExecOpts | None = None,
         *,
         timeout: float | None = None,
     ) -> ExecutionResult:
         """Run one execute call. While a run is unfinished, ``code=""`` continues it and a
         line of text answers ``waiting-input``.
 
+        ``opts`` is typed by ``mode``: none for query (the default),
+        :class:`~sorna_sdk.models.BatchOptionsDict` (or :class:`~sorna_sdk.models.BatchOptions`)
+        for batch, :class:`~sorna_sdk.models.CompleteOptionsDict` (or
+        :class:`~sorna_sdk.models.CompleteOptions`) for complete; an unknown key is a type error.
+
         ``timeout``: seconds for this call; on expiry the run is interrupted and
         :class:`~sorna_sdk.ExecutionTimeoutError` raised.
         """
-        request = _execute_request(code, mode, opts)
+        return await self._execute(_execute_request(code, mode, opts), timeout)
+
+    async def _execute(
+        self, request: ExecuteRequest, timeout: float | None = None
+    ) -> ExecutionResult:
         await self._collect_unfinished()
         pending = self._pending
         if timeout is not None:
@@ -699,12 +859,54 @@ class AsyncKernel(_KernelBase):
         result = await self.session.send(lambda api: api.execute(self.kernel_id, request, pending))
         return self._track(result)
 
+    @overload
+    async def run(
+        self,
+        code: str,
+        *,
+        mode: Literal["query"] = "query",
+        opts: None = None,
+        input: InputSource | None = None,
+        on_output: AsyncOutputCallback | None = None,
+        timeout: float | None = None,
+        last_value: bool = False,
+        figure_formats: Sequence[FigureFormat] | None = None,
+        transport: LiveTransport = "auto",
+    ) -> ExecutionResult: ...
+    @overload
+    async def run(
+        self,
+        code: str,
+        *,
+        mode: Literal["batch"],
+        opts: BatchOptionsDict | BatchOptions | None = None,
+        input: InputSource | None = None,
+        on_output: AsyncOutputCallback | None = None,
+        timeout: float | None = None,
+        last_value: Literal[False] = False,
+        figure_formats: None = None,
+        transport: LiveTransport = "auto",
+    ) -> ExecutionResult: ...
+    @overload
+    async def run(
+        self,
+        code: str,
+        *,
+        mode: Literal["complete"],
+        opts: CompleteOptionsDict | CompleteOptions | None = None,
+        input: InputSource | None = None,
+        on_output: AsyncOutputCallback | None = None,
+        timeout: float | None = None,
+        last_value: Literal[False] = False,
+        figure_formats: None = None,
+        transport: LiveTransport = "auto",
+    ) -> ExecutionResult: ...
     async def run(
         self,
         code: str,
         *,
         mode: ExecMode = "query",
-        opts: Mapping[str, Any] | None = None,
+        opts: ExecOpts | None = None,
         input: InputSource | None = None,
         on_output: AsyncOutputCallback | None = None,
         timeout: float | None = None,
@@ -715,7 +917,12 @@ class AsyncKernel(_KernelBase):
         """Execute until the program finishes and return one merged result.
 
         Follows ``continued``, ``build-finished`` and ``clean-finished``, and answers
-        ``waiting-input`` from ``input`` (a callback or an iterable of lines).
+        ``waiting-input`` from ``input``: a callback given the waiting result, an iterable of
+        lines, or a ``str`` read as typed text, one line per prompt (``input="Bob"`` answers
+        one prompt with ``Bob``, not three with ``B``, ``o``, ``b``). ``opts`` is typed by
+        ``mode``: none for query, :class:`~sorna_sdk.models.BatchOptionsDict` (or
+        :class:`~sorna_sdk.models.BatchOptions`) for batch,
+        :class:`~sorna_sdk.models.CompleteOptionsDict` for complete.
         ``on_output(item)`` is called (an async one awaited) with each console item as it
         arrives; ``timeout`` is a wall-clock deadline for the whole run
         (:class:`~sorna_sdk.ExecutionTimeoutError`); ``last_value`` adds the last
@@ -760,13 +967,13 @@ class AsyncKernel(_KernelBase):
         self,
         code: str,
         mode: ExecMode,
-        opts: Mapping[str, Any] | None,
+        opts: ExecOpts | None,
         input: InputSource | None,
     ) -> ExecutionResult:
         state = RunState(input)
-        state.feed(await self.execute(code, mode, opts))
+        state.feed(await self._execute(_execute_request(code, mode, opts)))
         while not state.done:
-            state.feed(await self.execute(state.next_code(), mode, opts))
+            state.feed(await self._execute(_execute_request(state.next_code(), mode, opts)))
         return state.result()
 
     async def _collect_unfinished(self) -> None:

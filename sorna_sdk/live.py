@@ -42,7 +42,7 @@ from websockets.sync.client import ClientConnection as SyncConnection
 
 from ._dialects import BackendAI, Dialect, PendingRun, StreamPath
 from ._protocol import Call
-from ._run import InputSource, RunState
+from ._run import InputSource, RunState, input_lines
 from ._ws import open_async, open_sync
 from .exceptions import (
     APIConnectionError,
@@ -171,7 +171,7 @@ class _Core:
         if callable(input):
             self._answer = input
         elif input is not None:
-            self._lines = iter(input)
+            self._lines = input_lines(input)
 
     @property
     def done(self) -> bool:
@@ -334,6 +334,8 @@ def _continuation(
 
 
 class _LiveBase:
+    """State and helpers shared by both live runs."""
+
     def __init__(
         self,
         request: ExecuteRequest,
@@ -428,6 +430,9 @@ class LiveRun(_LiveBase):
 
     Leaving it before the end (``close()``) interrupts the run.
     """
+
+    transport: Literal["websocket", "http"] | None
+    """How the run is carried once started (``None`` before the first event)."""
 
     def __init__(
         self,
@@ -657,6 +662,9 @@ class LiveRun(_LiveBase):
 
 class AsyncLiveRun(_LiveBase):
     """The asynchronous twin of :class:`LiveRun`: ``async for event in kern.stream(code)``."""
+
+    transport: Literal["websocket", "http"] | None
+    """How the run is carried once started (``None`` before the first event)."""
 
     def __init__(
         self,

@@ -77,6 +77,9 @@ class StreamPty(_PtyBase):
     ...     async for chunk in pty: ...
     """
 
+    close_code: int | None
+    """The WebSocket close code once the terminal closed (``None`` while open)."""
+
     def __init__(self, connection: AsyncConnection, kernel_id: str, dialect: Dialect) -> None:
         super().__init__(kernel_id)
         self._ws = connection
@@ -163,6 +166,9 @@ class StreamPty(_PtyBase):
 
 class SyncStreamPty(_PtyBase):
     """The synchronous twin of :class:`StreamPty`: iterate, or ``read(timeout=...)``."""
+
+    close_code: int | None
+    """The WebSocket close code once the terminal closed (``None`` while open)."""
 
     def __init__(self, connection: SyncConnection, kernel_id: str, dialect: Dialect) -> None:
         super().__init__(kernel_id)

@@ -23,6 +23,7 @@ from ._constants import EMPTY_BODY_CONTENT_TYPE
 from ._dialects import AUTO, NEGOTIATING, Dialect, dialect_for
 from ._protocol import Call, Response
 from ._retry import Failure, RetryPolicy
+from ._transports import classify, default_async_transport
 from .auth import HMACAuth
 from .config import APIConfig
 from .exceptions import (
@@ -54,7 +55,8 @@ class _SessionBase:
     """What both fronts share: configuration, dialect, signer, retry policy."""
 
     def __init__(self, config: APIConfig | None, clock: Callable[[], datetime] | None) -> None:
-        self.config = config if config is not None else APIConfig.from_env()
+        self.config: APIConfig = config if config is not None else APIConfig.from_env()
+        """The configuration the session was built with (endpoint, keys, version...)."""
         self._clock = clock
         self._dialect: Dialect | None = None
         self._auth: HMACAuth | None = None
@@ -183,9 +185,8 @@ def _as_response(response: httpx.Response) -> Response:
 
 
 def _classify(exc: httpx.TransportError) -> Failure:
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return Failure.NOT_SENT
-    return Failure.MAYBE_SENT
+    """Connect failures were never sent; judged by the transport's underlying cause."""
+    return classify(exc)
 
 
 def _connection_error(exc: httpx.TransportError, call: Call[Any], url: str) -> APIConnectionError:
@@ -295,7 +296,14 @@ class Session(_SessionBase):
 
 
 class AsyncSession(_SessionBase):
-    """The asynchronous twin of :class:`Session`, on ``httpx.AsyncClient``."""
+    """The asynchronous twin of :class:`Session`, on ``httpx.AsyncClient``.
+
+    With aiohttp installed (``pip install 'sorna-sdk[aiohttp]'``, part of ``[local]``) the
+    client it creates runs on an aiohttp-backed transport, several times faster under
+    concurrency than httpx's own pool; the API is httpx's either way. A ``transport`` or
+    ``http_client`` you pass is used as given (``transport=httpx.AsyncHTTPTransport()``
+    keeps httpx's pool).
+    """
 
     def __init__(
         self,
@@ -311,6 +319,8 @@ class AsyncSession(_SessionBase):
             raise TypeError(f"http_client must be an httpx.AsyncClient, got {type(http_client)!r}")
         super().__init__(config, clock)
         self._owns_client = http_client is None
+        if http_client is None and transport is None:
+            transport = default_async_transport()
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=self._timeout())
         self._negotiating = asyncio.Lock()
 

@@ -79,4 +79,5 @@ def _async_fixture() -> Any:
     return pytest_asyncio.fixture(_async_session, name="sorna_async_session")
 
 
-sorna_async_session = _async_fixture()
+#: Any: a pytest-asyncio fixture (or, without pytest-asyncio, one that fails the test).
+sorna_async_session: Any = _async_fixture()

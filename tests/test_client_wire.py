@@ -361,7 +361,7 @@ async def test_bad_opts_are_refused_before_io(front: str, server: ScriptedServer
     with pytest.raises(sorna_sdk.InvalidArgumentError, match="batch"):
         await settle(kern.execute("", mode="batch", opts={"biuld": "make"}))
     with pytest.raises(sorna_sdk.InvalidArgumentError, match="mode"):
-        await settle(kern.execute("", mode="interactive"))  # type: ignore[arg-type]
+        await settle(kern.execute("", mode="interactive"))
     assert server.requests == []
 
 

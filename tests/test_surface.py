@@ -63,8 +63,8 @@ def test_sync_and_async_twins_have_the_same_methods(sync_cls: type, async_cls: t
             assert not inspect.iscoroutinefunction(sync_fn), name
         else:
             assert name in {"send"} or not inspect.iscoroutinefunction(sync_fn), name
-    assert inspect.signature(sync_cls.__init__).parameters.keys() == (
-        inspect.signature(async_cls.__init__).parameters.keys()
+    assert inspect.signature(sync_cls.__init__).parameters.keys() == (  # type: ignore[misc]
+        inspect.signature(async_cls.__init__).parameters.keys()  # type: ignore[misc]
     )
 
 

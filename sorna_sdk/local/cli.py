@@ -27,7 +27,7 @@ from .keys import (
 
 __all__ = ["main"]
 
-log = logging.getLogger("sorna_sdk.local")
+log: logging.Logger = logging.getLogger("sorna_sdk.local")
 
 #: Logged when the secret comes from the command line.
 SECRET_ON_COMMAND_LINE = (

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GatewaySettings", "LocalGateway", "RunningGateway"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Logged once per start when ``sandbox="auto"`` finds no usable sandbox.
 NO_SANDBOX_WARNING: Final = (
@@ -136,7 +136,7 @@ class LocalGateway:
 
     def __init__(self, settings: GatewaySettings | None = None, **changes: Any) -> None:
         base = settings or GatewaySettings()
-        self.settings = base.replace(**changes) if changes else base
+        self.settings: GatewaySettings = base.replace(**changes) if changes else base
         self._keypair = _keypair(self.settings)
         self._listener: HttpListener | None = None
         self._guard: ConnectionGuard | None = None

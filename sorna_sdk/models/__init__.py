@@ -4,8 +4,10 @@ from ._base import RequestModel as RequestModel
 from ._base import SornaModel as SornaModel
 from .execution import TERMINAL_STATUSES as TERMINAL_STATUSES
 from .execution import BatchOptions as BatchOptions
+from .execution import BatchOptionsDict as BatchOptionsDict
 from .execution import BatchRequest as BatchRequest
 from .execution import CompleteOptions as CompleteOptions
+from .execution import CompleteOptionsDict as CompleteOptionsDict
 from .execution import CompleteRequest as CompleteRequest
 from .execution import ConsoleItem as ConsoleItem
 from .execution import ConsoleKind as ConsoleKind
@@ -52,9 +54,11 @@ __all__ = [
     "AgentDetails",
     "AuthorizeResponse",
     "BatchOptions",
+    "BatchOptionsDict",
     "BatchRequest",
     "ClientFrame",
     "CompleteOptions",
+    "CompleteOptionsDict",
     "CompleteRequest",
     "Completions",
     "ConsoleItem",

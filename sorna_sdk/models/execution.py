@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeAlias, overload
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from typing_extensions import TypedDict
 
 from ._base import RequestModel, SornaModel
 from ._errors import derive_error
 
 __all__ = [
     "BatchOptions",
+    "BatchOptionsDict",
     "BatchRequest",
     "CompleteOptions",
+    "CompleteOptionsDict",
     "CompleteRequest",
     "ConsoleItem",
     "ConsoleKind",
@@ -295,6 +298,38 @@ class CompleteOptions(RequestModel):
     col: int = 0
     line: str = ""
     post: str = ""
+
+
+class BatchOptionsDict(TypedDict, total=False):
+    """``opts`` of batch mode as a dict: ``kern.run("", mode="batch", opts={"build": "*"})``.
+
+    The fields of :class:`BatchOptions`, by attribute or wire name; an unknown key is a
+    type error (and :class:`~sorna_sdk.InvalidArgumentError` at run time).
+    """
+
+    clean: str | None
+    """A command run before the build (Backend.AI only)."""
+    build: str | None
+    """The build command; ``"*"`` lets the server choose, ``None`` skips the build."""
+    build_log: bool
+    """Show the build's standard output (its standard error is always shown)."""
+    buildLog: bool
+    """The wire name of ``build_log``."""
+    exec: str | None
+    """The command that runs the program; ``"*"`` lets the server choose."""
+
+
+class CompleteOptionsDict(TypedDict, total=False):
+    """``opts`` of complete mode as a dict: the fields of :class:`CompleteOptions`."""
+
+    row: int
+    """The cursor's line (0-based)."""
+    col: int
+    """The cursor's column (0-based)."""
+    line: str
+    """The text of the cursor's line."""
+    post: str
+    """The text after the cursor."""
 
 
 class QueryOptions(RequestModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, ClassVar, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -21,7 +21,7 @@ __all__ = [
 
 
 class _Frame(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     def encode(self) -> str:
         """The frame as the JSON text message sent on the wire."""
@@ -66,7 +66,7 @@ class RestartFrame(_Frame):
 class OutFrame(_Frame):
     """Server → client: terminal output bytes."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="allow")
 
     type: Literal["out"] = "out"
     data: str

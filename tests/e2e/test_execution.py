@@ -113,7 +113,7 @@ def test_kernel_killed_from_outside_gives_a_clear_error(sorna_session: Session) 
             break
         time.sleep(0.05)
     assert error is not None, "a dead kernel must be reported"
-    assert "terminated" in error.title or "not found" in error.title.lower()
+    assert "terminated" in error.title or "not found" in error.title.lower()  # type: ignore[attr-defined]
     # The gateway keeps serving.
     with Kernel.get_or_create("python3", session=sorna_session) as other:
         assert other.execute("print('ok')").stdout == "ok\n"

@@ -13,6 +13,7 @@ import pytest
 import sorna_sdk
 from sorna_sdk import AsyncKernel, AsyncSession, Completions, ExecutionResult, Kernel, Session
 from sorna_sdk.local import RunningGateway
+from sorna_sdk.models import BatchOptionsDict
 
 from ..e2e.conftest import assert_run_at_once, running_gateway
 from .conftest import NEWEST, OLDEST, unique
@@ -221,7 +222,7 @@ def test_batch_build_then_exec(session: Session, tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text(
         "import sys\nsys.path.insert(0, 'lib')\nfrom util import shout\nprint(shout('ran'))\n"
     )
-    opts = {"build": "echo built", "buildLog": True, "exec": "python3 main.py"}
+    opts: BatchOptionsDict = {"build": "echo built", "buildLog": True, "exec": "python3 main.py"}
     with Kernel.get_or_create("python", unique("batch"), session=session) as kern:
         kern.upload(["main.py", "lib/util.py"], base_dir=tmp_path)
         merged = kern.run("", mode="batch", opts=opts)

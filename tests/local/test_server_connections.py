@@ -249,7 +249,7 @@ def test_connection_settings_are_validated() -> None:
     assert defaults.max_connections == 1000
     for field in ("keepalive_timeout", "header_timeout", "body_timeout"):
         with pytest.raises(ValueError, match=field):
-            GatewaySettings(**{field: 0})
+            GatewaySettings(**{field: 0})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_connections"):
         GatewaySettings(max_connections=0)
 

@@ -194,7 +194,7 @@ class StubKernels:
 @pytest.fixture
 async def stub() -> AsyncIterator[tuple[StubKernels, httpx.AsyncClient]]:
     kernels = StubKernels()
-    app = create_app(kernels, {"AKSTUB": "stub-secret"})
+    app = create_app(kernels, {"AKSTUB": "stub-secret"})  # type: ignore[arg-type]
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -348,8 +348,8 @@ async def test_sandbox_bwrap_reaches_the_runtime(monkeypatch: pytest.MonkeyPatch
         assert gw.registry.settings.sandbox == "bwrap"
         assert gw.registry.settings.kernel_network is False
     assert gw.sandbox is None
-    with pytest.raises(ValueError, match="sandbox"):
-        LocalGateway(sandbox="docker")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sandbox"):  # type: ignore[unreachable]
+        LocalGateway(sandbox="docker")  # type: ignore[arg-type, unused-ignore]
 
 
 # -- plain HTTP beyond loopback --------------------------------------------------------

@@ -27,7 +27,7 @@ from .wire import SORNA, SORNA_PREFIXES, WireDialect, dialect_of
 
 __all__ = ["ServerLimits", "create_app"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -72,7 +72,7 @@ class Authenticator:
     """Checks signed requests against the gateway's keypairs."""
 
     def __init__(self, keys: Mapping[str, str], rates: RateLimiter, max_body: int) -> None:
-        self.keys = dict(keys)
+        self.keys: dict[str, str] = dict(keys)
         self.rates = rates
         self.max_body = max_body
 

@@ -35,7 +35,7 @@ from .uploads import is_multipart, read_uploads
 
 __all__ = ["BackendAIRoutes"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Session names as the real manager accepts them: 4 to 64 word characters, dots, dashes.
 NAME_PATTERN: Final = re.compile(r"(?=.{4,64}\Z)\w[\w.-]*\w\Z", re.ASCII)

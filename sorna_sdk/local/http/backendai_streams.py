@@ -19,7 +19,7 @@ from .backendai_render import event_data
 
 __all__ = ["serve_events"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Seconds of silence after which an event stream sends a comment (and notices a gone peer).
 KEEPALIVE: Final = 15.0

@@ -32,7 +32,7 @@ from .ratelimit import Throttle
 
 __all__ = ["SERVER_NAME", "ConnectionGuard", "ConnectionLimits"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: The ``Server`` header of every answer (the 2017 server's).
 SERVER_NAME: Final = "BackendAI-API/v2.20170315"
@@ -99,10 +99,10 @@ class ConnectionGuard:
     """
 
     def __init__(self, limits: ConnectionLimits | None = None) -> None:
-        self.limits = limits or ConnectionLimits()
+        self.limits: ConnectionLimits = limits or ConnectionLimits()
         self._live: dict[asyncio.BaseTransport, _Connection] = {}
         #: Connections refused for being over the cap, and dropped for a missed deadline.
-        self.refused = 0
+        self.refused: int = 0
         self.timed_out = 0
         self._refusal_log = Throttle(10.0)
 

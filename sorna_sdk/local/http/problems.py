@@ -34,13 +34,13 @@ class HttpProblem(Exception):
         data: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(title or detail or problem)
-        self.problem = by_name(problem)
+        self.problem: Problem = by_name(problem)
         self.detail = detail
         self.title = title
         self.status = status
-        self.headers = dict(headers or {})
+        self.headers: dict[str, str] = dict(headers or {})
         #: Backend.AI's ``data`` member (e.g. ``existingSessionId``); Sorna has none.
-        self.data = dict(data) if data is not None else None
+        self.data: dict[str, Any] | None = dict(data) if data is not None else None
 
 
 def auth_problem(detail: str) -> HttpProblem:

@@ -36,7 +36,7 @@ from sorna_sdk.models.pty import (
 
 __all__ = ["MAX_FRAME", "PtyKernel", "PtyStreams", "bridge", "serve_pty"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Largest client message accepted (aiohttp closes with 1009 beyond it).
 MAX_FRAME: Final = 1024 * 1024

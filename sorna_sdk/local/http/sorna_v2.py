@@ -25,7 +25,7 @@ from .wire import SORNA_PREFIXES
 
 __all__ = ["SornaRoutes", "render_info", "render_result"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Client tokens of the 2017 API: 8 to 80 characters.
 TOKEN_LENGTH: Final = (8, 80)

@@ -45,7 +45,7 @@ class Subscription:
         self.owner = owner
         self._hub = hub
         self._queue: asyncio.Queue[LifecycleEvent | None] = asyncio.Queue(MAX_PENDING + 1)
-        self.dropped = 0
+        self.dropped: int = 0
 
     async def get(self) -> LifecycleEvent | None:
         return await self._queue.get()

@@ -55,7 +55,7 @@ __all__ = [
     "write_uploads",
 ]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 OUTPUT_DIR: Final = ".output"
 

@@ -166,7 +166,7 @@ class LocalKernel:
         self._budget = limits.exec_timeout
         self._armed_at = 0.0
         self._watchdog: asyncio.Task[None] | None = None
-        self.gone_reason = ""
+        self.gone_reason: str = ""
         self._terminal: Terminal | None = None
         self._collecting = False
         # Output taken from the driver but not yet returned (a caller that went away leaves

@@ -32,7 +32,7 @@ from sorna_sdk.local.runtime.sandbox import Sandbox
 
 __all__ = ["DriverLauncher"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 #: Interpreter start can be slow on a loaded machine; this only bounds a broken start.
 READY_TIMEOUT: Final = 20.0
@@ -55,7 +55,7 @@ class DriverLauncher:
             settings = dataclasses.replace(settings, pool_size=pool_size)
         self.settings = settings
         #: How kernels are contained; the kernel's terminal uses the same.
-        self.sandbox = Sandbox.from_settings(settings)
+        self.sandbox: Sandbox = Sandbox.from_settings(settings)
         self._root = settings.root
         # A pooled driver cannot be moved into its kernel's sandbox later: no pool under bwrap.
         self._size = max(settings.pool_size, 0) if self.sandbox.mode == "none" else 0

@@ -171,8 +171,8 @@ class DriverProcess:
         #: Seconds a queued frame may wait for the driver to read it; bytes that may wait.
         self.write_deadline = WRITE_DEADLINE
         self.max_pending_write = MAX_PENDING_WRITE
-        self.changed = asyncio.Event()
-        self.exited = asyncio.Event()
+        self.changed: asyncio.Event = asyncio.Event()
+        self.exited: asyncio.Event = asyncio.Event()
         self.on_exit: Callable[[DriverProcess], None] | None = None
         self._pidfd: int | None = None
         self._poller: asyncio.Task[None] | None = None

@@ -33,7 +33,7 @@ from sorna_sdk.local.runtime.pool import DriverLauncher
 
 __all__ = ["KernelRegistry", "LocalKernel", "RuntimeSettings", "normal_id"]
 
-log = logging.getLogger(__name__)
+log: logging.Logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str, str]
 
@@ -81,7 +81,7 @@ class KernelRegistry:
         self.settings = settings
         self._launcher = DriverLauncher(settings)
         #: Lifecycle events of every kernel (enqueued, started, terminating, terminated).
-        self.events = EventHub()
+        self.events: EventHub = EventHub()
         self._kernels: dict[str, LocalKernel] = {}
         self._keys: dict[str, _Key] = {}
         self._by_key: dict[_Key, str] = {}

@@ -102,7 +102,7 @@ class Subscription:
         self.above_since: float | None = None
         #: Set when the stream ends: a WebSocket close code and its reason.
         self.close_code: int | None = None
-        self.close_reason = ""
+        self.close_reason: str = ""
 
     @property
     def buffered(self) -> int:
@@ -181,7 +181,7 @@ class Terminal:
         self.max_buffer = max_buffer
         self.stall_timeout = stall_timeout
         self.input_high = input_high
-        self.sandbox = sandbox or Sandbox()
+        self.sandbox: Sandbox = sandbox or Sandbox()
         self.max_mem_kib = max_mem_kib
         self._extra_env = dict(env or {})
         self._subs: dict[Subscription, None] = {}  # ordered set

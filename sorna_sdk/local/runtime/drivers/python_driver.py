@@ -133,10 +133,10 @@ class _Output:
     """One buffer for stdout and stderr, flushed when the stream switches so order is exact."""
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.kind = ""
+        self.lock: threading.RLock = threading.RLock()
+        self.kind: str = ""
         self.parts: list[str] = []
-        self.size = 0
+        self.size: int = 0
 
     def write(self, kind: str, text: str) -> None:
         if not text:
@@ -589,6 +589,8 @@ def _end_job(proc: subprocess.Popen[bytes]) -> None:
 
 
 class PythonKernel(Kernel):
+    """The python3 kernel: code runs in this process's ``__main__`` namespace."""
+
     def __init__(self) -> None:
         main = types.ModuleType("__main__")
         sys.modules["__main__"] = main
@@ -596,7 +598,7 @@ class PythonKernel(Kernel):
         sys.modules["sorna_display"] = module
         main.__dict__["sorna"] = module
         builtins.display = display  # type: ignore[attr-defined]
-        self.ns = main.__dict__
+        self.ns: dict[str, Any] = main.__dict__
         # matplotlib draws off-screen; pyplot.show is patched when kernel code imports pyplot.
         os.environ["MPLBACKEND"] = "Agg"
         if "MPLCONFIGDIR" not in os.environ and not _writable_config():
@@ -666,12 +668,16 @@ class PythonKernel(Kernel):
 
 
 class LuaKernel(Kernel):
-    def __init__(self) -> None:
-        import lupa.lua54 as lua
+    """The lua5 kernel: code runs in an embedded Lua 5.4 runtime (lupa)."""
 
-        self.lua = lua
-        self.runtime = lua.LuaRuntime(register_eval=False, unpack_returned_tuples=True)
-        tostring = self.runtime.globals().tostring
+    def __init__(self) -> None:
+        import lupa.lua54
+
+        # Any: lupa's bundled stubs lag its runtime (LuaRuntime's keywords, table members).
+        lua: Any = lupa.lua54
+        self.lua: Any = lua
+        self.runtime: Any = lua.LuaRuntime(register_eval=False, unpack_returned_tuples=True)
+        tostring: Any = self.runtime.globals().tostring
 
         def lua_print(*args: Any) -> None:
             OUT.write("stdout", "\t".join(str(tostring(a)) for a in args) + "\n")
@@ -742,7 +748,7 @@ class LuaKernel(Kernel):
         self.runtime.execute(
             "return function(check) debug.sethook(function() check() end, '', 100000) end"
         )(_interrupt_point)
-        self.load = self.runtime.globals().load
+        self.load: Any = self.runtime.globals().load
 
     def run(self, code: str, options: dict[str, Any]) -> dict[str, Any] | None:
         try:
