@@ -22,6 +22,7 @@ from ..._dialects.backendai import NEWEST
 from ..._version import __version__
 from ..runtime.errors import GatewayProblem, KernelNotFound, SessionExists, UnknownLanguage
 from ..runtime.languages import resolve_image
+from ..runtime.registry import normal_id
 from .auth import current
 from .backendai_render import info_body, listing_body, result_body, session_id, stream_frame
 from .backendai_streams import serve_events
@@ -31,7 +32,7 @@ from .problems import HttpProblem, params_problem
 from .pty_bridge import PtyStreams, serve_pty
 from .responses import json_response, no_content
 from .runtime_api import KernelHandle, Kernels
-from .uploads import is_multipart, read_uploads
+from .uploads import read_uploads
 
 __all__ = ["BackendAIRoutes"]
 
@@ -267,8 +268,6 @@ class BackendAIRoutes:
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
         kernel = await self._kernel(request)
-        if not is_multipart(request.headers.get("Content-Type", "")):
-            raise params_problem("an upload must be multipart/form-data")
         files = await read_uploads(
             request, max_files=self.max_upload_files, max_bytes=self.max_upload_bytes
         )
@@ -354,7 +353,7 @@ class BackendAIRoutes:
         try:
             return self.kernels.lookup(owner, ref)
         except KernelNotFound:
-            pending = self._pending_named(owner, ref) or self._pending.get(_hex(ref))
+            pending = self._pending_named(owner, ref) or self._pending.get(normal_id(ref))
             if pending is None or pending.owner != owner:
                 raise
         try:
@@ -366,13 +365,6 @@ class BackendAIRoutes:
         except GatewayProblem as exc:
             raise KernelNotFound(f"session {pending.name} could not start: {exc.title}") from None
         return kernel
-
-
-def _hex(ref: str) -> str:
-    try:
-        return uuid.UUID(ref).hex
-    except ValueError:
-        return ref
 
 
 def _exists(kernel_id: str) -> HttpProblem:
@@ -396,10 +388,8 @@ def _created(
 def _check_run(kernel: KernelHandle, data: dict[str, Any], mode: str) -> None:
     # Servers up to 26.2 read runId, 26.3+ run_id: either is accepted here.
     run_id = data.get("run_id") if data.get("run_id") is not None else data.get("runId")
-    if run_id is None or run_id == "":
+    if not run_id:  # its type was checked with the body
         raise params_problem(f"{mode} requires the run's id (runId or run_id)")
-    if not isinstance(run_id, str):
-        raise params_problem("runId must be a string")
     if kernel.run_id and run_id != kernel.run_id:
         raise params_problem(f"run {run_id!r} is not the session's current run")
 

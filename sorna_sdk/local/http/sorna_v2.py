@@ -20,7 +20,7 @@ from .problems import HttpProblem, auth_problem, params_problem
 from .pty_bridge import serve_pty
 from .responses import json_response, no_content
 from .runtime_api import KernelHandle, Kernels
-from .uploads import is_multipart, read_uploads
+from .uploads import read_uploads
 from .wire import SORNA_PREFIXES
 
 __all__ = ["SornaRoutes", "render_info", "render_result"]
@@ -180,8 +180,6 @@ class SornaRoutes:
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
         kernel = self._kernel(request)
-        if not is_multipart(request.headers.get("Content-Type", "")):
-            raise params_problem("an upload must be multipart/form-data")
         files = await read_uploads(
             request, max_files=self.max_upload_files, max_bytes=self.max_upload_bytes
         )

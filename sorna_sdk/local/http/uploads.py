@@ -30,6 +30,9 @@ def client_gone(request: web.Request) -> bool:
 async def read_uploads(
     request: web.Request, *, max_files: int, max_bytes: int
 ) -> list[tuple[str, bytes]]:
+    """The files of a multipart/form-data upload (a 400 for any other body)."""
+    if not is_multipart(request.headers.get("Content-Type", "")):
+        raise params_problem("an upload must be multipart/form-data")
     files: list[tuple[str, bytes]] = []
     try:
         reader = await request.multipart()
