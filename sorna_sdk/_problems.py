@@ -2,7 +2,7 @@
 
 The client maps them to exception classes (:mod:`sorna_sdk.exceptions`,
 :mod:`sorna_sdk._dialects.backendai`); the local gateway raises them and renders them in the
-dialect of each request (``sorna_sdk.local.http.problems``). A :class:`Problem` names one
+dialect of each request (``sorna_sdk.local._http.problems``). A :class:`Problem` names one
 meaning; each dialect says how it spells that meaning on the wire (status, type slug, and
 for Backend.AI the ``error_code``), or that it has no such problem.
 """

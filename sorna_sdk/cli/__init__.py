@@ -311,7 +311,7 @@ def _silence_stdout() -> None:
 
 def _local(rest: list[str]) -> int:
     try:
-        from ..local.cli import main as local_main
+        from ..local._cli import main as local_main
     except ImportError as exc:
         print(f"sorna: error: {exc}", file=sys.stderr)
         return 1

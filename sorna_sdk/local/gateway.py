@@ -24,14 +24,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from .http.app import ServerLimits, create_app
-from .http.connections import ConnectionGuard, ConnectionLimits
-from .http.listener import HttpListener
-from .http.ratelimit import Throttle
-from .keys import Keypair, default_keypair_path, generate_keypair, load_or_create_keypair
-from .runtime import sandbox as _sandbox
-from .runtime.files import remove_tree
-from .runtime.registry import KernelRegistry, RuntimeSettings
+from ._http.app import ServerLimits, create_app
+from ._http.connections import ConnectionGuard, ConnectionLimits
+from ._http.listener import HttpListener
+from ._http.ratelimit import Throttle
+from ._keys import Keypair, default_keypair_path, generate_keypair, load_or_create_keypair
+from ._runtime import sandbox as _sandbox
+from ._runtime.files import remove_tree
+from ._runtime.registry import KernelRegistry, RuntimeSettings
 
 if TYPE_CHECKING:
     from ..config import APIConfig

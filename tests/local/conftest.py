@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sorna_sdk.local.runtime.registry import KernelRegistry, RuntimeSettings
+from sorna_sdk.local._runtime.registry import KernelRegistry, RuntimeSettings
 
 
 @pytest.fixture

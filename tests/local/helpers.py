@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sorna_sdk.local.runtime.registry import LocalKernel
-from sorna_sdk.local.runtime.results import RunResult
+from sorna_sdk.local._runtime.registry import LocalKernel
+from sorna_sdk.local._runtime.results import RunResult
 
 from ..conftest import data_path
 
@@ -118,7 +118,7 @@ def kernel_processes(kernel_id: str) -> list[int]:
 
 def track_bridge_end(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
     """An event set when the gateway's PTY bridge of a connection returns."""
-    from sorna_sdk.local.http import pty_bridge as pty_stream
+    from sorna_sdk.local._http import pty_bridge as pty_stream
 
     ended = asyncio.Event()
     original = pty_stream.bridge
@@ -129,5 +129,5 @@ def track_bridge_end(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
         finally:
             ended.set()
 
-    monkeypatch.setattr("sorna_sdk.local.http.pty_bridge.bridge", tracked)
+    monkeypatch.setattr("sorna_sdk.local._http.pty_bridge.bridge", tracked)
     return ended

@@ -19,7 +19,7 @@ import pytest
 
 from sorna_sdk._constants import API_VERSION
 from sorna_sdk.auth import HMACAuth
-from sorna_sdk.local.cli import main
+from sorna_sdk.local._cli import main
 
 from .helpers import kernel_processes
 from .test_server_gateway import process_alive

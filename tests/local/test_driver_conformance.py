@@ -1,4 +1,4 @@
-"""The driver protocol (``sorna_sdk/local/runtime/protocol.py``), checked against every driver.
+"""The driver protocol (``sorna_sdk/local/_runtime/protocol.py``), checked against every driver.
 
 Each case runs once per language record in ``languages.LANGUAGES``, so a new record gets every
 case (and fails until it has its :class:`Samples` below); a language this machine cannot run
@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from sorna_sdk.local.runtime.languages import LANGUAGES, Language, available_languages
-from sorna_sdk.local.runtime.limits import RuntimeSettings
-from sorna_sdk.local.runtime.pool import DriverLauncher
-from sorna_sdk.local.runtime.process import DriverProcess, Item
-from sorna_sdk.local.runtime.protocol import (
+from sorna_sdk.local._runtime.languages import LANGUAGES, Language, available_languages
+from sorna_sdk.local._runtime.limits import RuntimeSettings
+from sorna_sdk.local._runtime.pool import DriverLauncher
+from sorna_sdk.local._runtime.process import DriverProcess, Item
+from sorna_sdk.local._runtime.protocol import (
     SIGINT_EXIT,
     TEXT_CHUNK,
     completion_candidates,
@@ -33,7 +33,7 @@ from sorna_sdk.local.runtime.protocol import (
     ready_pid,
     waiting_input_data,
 )
-from sorna_sdk.local.runtime.sandbox import bwrap_problem
+from sorna_sdk.local._runtime.sandbox import bwrap_problem
 
 from .helpers import deadline
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import sorna_sdk
 
 PACKAGE = Path(sorna_sdk.__file__).resolve().parent
-HTTP = PACKAGE / "local" / "http"
-RUNTIME = PACKAGE / "local" / "runtime"
+HTTP = PACKAGE / "local" / "_http"
+RUNTIME = PACKAGE / "local" / "_runtime"
 
 
 def imports(path: Path) -> set[str]:
@@ -30,6 +30,17 @@ def imports(path: Path) -> set[str]:
     return found
 
 
+def test_the_gateway_internals_are_private_packages() -> None:
+    # Type checkers count every module without a leading underscore as public API.
+    assert HTTP.is_dir() and RUNTIME.is_dir()
+    public = sorted(
+        path.name
+        for path in (PACKAGE / "local").iterdir()
+        if not path.name.startswith("_") and path.name != "py.typed"
+    )
+    assert public == ["gateway.py"]
+
+
 def test_only_the_http_package_imports_aiohttp() -> None:
     # Of the gateway, that is; and on the client's side only the optional aiohttp transport.
     allowed = (HTTP, PACKAGE / "_transports")
@@ -46,7 +57,7 @@ def test_the_runtime_knows_no_http_and_no_dialect() -> None:
     banned = (
         "aiohttp",
         "httpx",
-        "sorna_sdk.local.http",
+        "sorna_sdk.local._http",
         "sorna_sdk._dialects",
         "sorna_sdk.session",
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sorna_sdk.local.runtime.errors import InvalidUpload
-from sorna_sdk.local.runtime.files import write_uploads
-from sorna_sdk.local.runtime.registry import KernelRegistry, RuntimeSettings
+from sorna_sdk.local._runtime.errors import InvalidUpload
+from sorna_sdk.local._runtime.files import write_uploads
+from sorna_sdk.local._runtime.registry import KernelRegistry, RuntimeSettings
 
 
 @pytest.fixture

@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from sorna_sdk.local.runtime import batch, files
-from sorna_sdk.local.runtime.batch import MAX_COMMAND_BYTES, plan, plan_batch
-from sorna_sdk.local.runtime.errors import InvalidParameters, InvalidUpload
-from sorna_sdk.local.runtime.files import (
+from sorna_sdk.local._runtime import batch, files
+from sorna_sdk.local._runtime.batch import MAX_COMMAND_BYTES, plan, plan_batch
+from sorna_sdk.local._runtime.errors import InvalidParameters, InvalidUpload
+from sorna_sdk.local._runtime.files import (
     MAX_NAME_BYTES,
     MAX_NAME_PARTS,
     MAX_PART_BYTES,
@@ -44,7 +44,7 @@ from sorna_sdk.local.runtime.files import (
     upload_parts,
     write_uploads,
 )
-from sorna_sdk.local.runtime.registry import KernelRegistry
+from sorna_sdk.local._runtime.registry import KernelRegistry
 
 T = TypeVar("T")
 

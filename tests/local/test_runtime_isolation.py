@@ -22,19 +22,19 @@ from typing import Any
 
 import pytest
 
+from sorna_sdk.local._runtime.languages import available_languages
+from sorna_sdk.local._runtime.registry import KernelRegistry, LocalKernel, RuntimeSettings
 from sorna_sdk.local.gateway import LocalGateway
-from sorna_sdk.local.runtime.languages import available_languages
-from sorna_sdk.local.runtime.registry import KernelRegistry, LocalKernel, RuntimeSettings
 
 from .helpers import deadline, run, text
 
 BWRAP_PROBLEM: str | None
 try:
-    from sorna_sdk.local.runtime.sandbox import bwrap_problem
+    from sorna_sdk.local._runtime.sandbox import bwrap_problem
 
     BWRAP_PROBLEM = bwrap_problem()
 except ImportError:  # before the sandbox existed: only the "none" cases can run
-    BWRAP_PROBLEM = "sorna_sdk.local.runtime.sandbox is missing"
+    BWRAP_PROBLEM = "sorna_sdk.local._runtime.sandbox is missing"
 
 needs_bwrap = pytest.mark.skipif(
     BWRAP_PROBLEM is not None, reason=f"bubblewrap cannot run here: {BWRAP_PROBLEM}"
@@ -57,9 +57,9 @@ def settings_for(tmp_path: Path, mode: str, **changes: Any) -> RuntimeSettings:
 def _use_settings(reg: KernelRegistry) -> None:
     # registry.py built DriverLauncher(root, pool_size), which knows nothing of the sandbox or
     # the limits: give it one built from all the settings (a no-op once registry.py does so).
-    if BWRAP_PROBLEM == "sorna_sdk.local.runtime.sandbox is missing":
+    if BWRAP_PROBLEM == "sorna_sdk.local._runtime.sandbox is missing":
         return  # the code before the sandbox: its launcher takes no settings
-    from sorna_sdk.local.runtime.pool import DriverLauncher
+    from sorna_sdk.local._runtime.pool import DriverLauncher
 
     reg._launcher = DriverLauncher(reg.settings)
 
@@ -191,8 +191,8 @@ async def test_destroy_ends_a_terminal_child(tmp_path: Path, mode: str) -> None:
     async with registry_for(settings) as reg:
         kernel, _ = await reg.get_or_create("o", "token-pty", "python3")
         if mode != "none":
-            from sorna_sdk.local.runtime.sandbox import Sandbox
-            from sorna_sdk.local.runtime.terminal import Terminal
+            from sorna_sdk.local._runtime.sandbox import Sandbox
+            from sorna_sdk.local._runtime.terminal import Terminal
 
             # kernel.py builds Terminal(workdir): this is the one it is to build.
             sandbox = Sandbox.from_settings(settings)
@@ -256,8 +256,8 @@ async def test_gateway_shutdown_ends_escaped_processes() -> None:
 _CRASHING_GATEWAY = """
 import asyncio, sys
 from pathlib import Path
-from sorna_sdk.local.runtime.pool import DriverLauncher
-from sorna_sdk.local.runtime.registry import KernelRegistry, RuntimeSettings
+from sorna_sdk.local._runtime.pool import DriverLauncher
+from sorna_sdk.local._runtime.registry import KernelRegistry, RuntimeSettings
 
 async def main():
     settings = RuntimeSettings(root=Path(sys.argv[1]), pool_size=0, sandbox=sys.argv[2])
@@ -471,8 +471,8 @@ for address in (('127.0.0.1', {port}), ('1.1.1.1', 53)):
 
 @needs_bwrap
 async def test_terminal_runs_inside_the_sandbox(tmp_path: Path) -> None:
-    from sorna_sdk.local.runtime.sandbox import Sandbox
-    from sorna_sdk.local.runtime.terminal import Terminal
+    from sorna_sdk.local._runtime.sandbox import Sandbox
+    from sorna_sdk.local._runtime.terminal import Terminal
 
     keys = tmp_path / "config"
     keys.mkdir()

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from sorna_sdk.local.runtime import languages
-from sorna_sdk.local.runtime.batch import BatchPlan, plan, plan_batch
-from sorna_sdk.local.runtime.errors import InvalidParameters, UnknownLanguage
-from sorna_sdk.local.runtime.languages import (
+from sorna_sdk.local._runtime import languages
+from sorna_sdk.local._runtime.batch import BatchPlan, plan, plan_batch
+from sorna_sdk.local._runtime.errors import InvalidParameters, UnknownLanguage
+from sorna_sdk.local._runtime.languages import (
     FRAMING,
     LANGUAGES,
     BatchDefaults,
@@ -25,7 +25,7 @@ from sorna_sdk.local.runtime.languages import (
     python_driver_source,
     resolve_image,
 )
-from sorna_sdk.local.runtime.registry import KernelRegistry, LocalKernel
+from sorna_sdk.local._runtime.registry import KernelRegistry, LocalKernel
 
 from .helpers import run, text
 
@@ -274,7 +274,7 @@ async def test_plan_clean_default_follows_the_record(
     bash = next(lang for lang in LANGUAGES if lang.name == "bash")
     rules = BatchDefaults(clean=(("Makefile", "make clean"),), build=bash.batch.build)
     changed = dataclasses.replace(bash, batch=rules)
-    monkeypatch.setattr("sorna_sdk.local.runtime.batch.LANGUAGES", (changed,))
+    monkeypatch.setattr("sorna_sdk.local._runtime.batch.LANGUAGES", (changed,))
     assert (await plan("bash", tmp_path, {"clean": "*"})).clean is None  # no Makefile
     (tmp_path / "Makefile").write_text("clean:\n")
     assert (await plan("bash", tmp_path, {"clean": "*"})).clean == "make clean"

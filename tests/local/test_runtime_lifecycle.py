@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from sorna_sdk.local.runtime.errors import InvalidParameters, KernelNotFound, ServiceUnavailable
-from sorna_sdk.local.runtime.languages import available_languages
-from sorna_sdk.local.runtime.limits import KernelLimits, resolve_limits
-from sorna_sdk.local.runtime.pool import DriverLauncher
-from sorna_sdk.local.runtime.registry import KernelRegistry, RuntimeSettings
+from sorna_sdk.local._runtime.errors import InvalidParameters, KernelNotFound, ServiceUnavailable
+from sorna_sdk.local._runtime.languages import available_languages
+from sorna_sdk.local._runtime.limits import KernelLimits, resolve_limits
+from sorna_sdk.local._runtime.pool import DriverLauncher
+from sorna_sdk.local._runtime.registry import KernelRegistry, RuntimeSettings
 
 from .helpers import run, text
 

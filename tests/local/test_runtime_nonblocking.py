@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sorna_sdk.local._runtime.languages import available_languages
+from sorna_sdk.local._runtime.process import BUFFER_CAP, DriverProcess
+from sorna_sdk.local._runtime.protocol import FrameDecoder, FrameTooLarge, encode_frame
+from sorna_sdk.local._runtime.registry import KernelRegistry
 from sorna_sdk.local.gateway import LocalGateway
-from sorna_sdk.local.runtime.languages import available_languages
-from sorna_sdk.local.runtime.process import BUFFER_CAP, DriverProcess
-from sorna_sdk.local.runtime.protocol import FrameDecoder, FrameTooLarge, encode_frame
-from sorna_sdk.local.runtime.registry import KernelRegistry
 
 from .helpers import deadline, run, text
 

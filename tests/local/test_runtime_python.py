@@ -7,9 +7,9 @@ import base64
 
 import pytest
 
-from sorna_sdk.local.http.sorna_v2 import render_info
-from sorna_sdk.local.runtime.errors import InvalidParameters, UnknownLanguage
-from sorna_sdk.local.runtime.registry import KernelRegistry, LocalKernel
+from sorna_sdk.local._http.sorna_v2 import render_info
+from sorna_sdk.local._runtime.errors import InvalidParameters, UnknownLanguage
+from sorna_sdk.local._runtime.registry import KernelRegistry, LocalKernel
 
 from .helpers import run, text
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from sorna_sdk.local.runtime import kernel as kernel_module
-from sorna_sdk.local.runtime.errors import InvalidParameters
-from sorna_sdk.local.runtime.kernel import _run_error
-from sorna_sdk.local.runtime.registry import KernelRegistry
+from sorna_sdk.local._runtime import kernel as kernel_module
+from sorna_sdk.local._runtime.errors import InvalidParameters
+from sorna_sdk.local._runtime.kernel import _run_error
+from sorna_sdk.local._runtime.registry import KernelRegistry
 
 from .helpers import text
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from sorna_sdk.local.runtime.limits import RuntimeSettings
-from sorna_sdk.local.runtime.pool import DriverLauncher
-from sorna_sdk.local.runtime.process import DriverProcess, Item
-from sorna_sdk.local.runtime.protocol import RunErrorData, exec_data, finished_error
+from sorna_sdk.local._runtime.limits import RuntimeSettings
+from sorna_sdk.local._runtime.pool import DriverLauncher
+from sorna_sdk.local._runtime.process import DriverProcess, Item
+from sorna_sdk.local._runtime.protocol import RunErrorData, exec_data, finished_error
 
 from .test_driver_conformance import exchange, finished, record, start, text
 
@@ -326,8 +326,8 @@ async def test_bash_reports_an_exit_code_only(kernel: DriverProcess) -> None:
 
 @needs_mpl
 async def test_plots_under_the_sandbox_print_no_warnings(tmp_path: Path) -> None:
-    from sorna_sdk.local.runtime.registry import KernelRegistry
-    from sorna_sdk.local.runtime.sandbox import bwrap_problem
+    from sorna_sdk.local._runtime.registry import KernelRegistry
+    from sorna_sdk.local._runtime.sandbox import bwrap_problem
 
     problem = bwrap_problem()
     if problem is not None:

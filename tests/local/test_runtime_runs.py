@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from sorna_sdk.local.runtime.errors import KernelBusy, KernelNotFound
-from sorna_sdk.local.runtime.kernel import INTERRUPT_GRACE
-from sorna_sdk.local.runtime.languages import available_languages
-from sorna_sdk.local.runtime.registry import KernelRegistry, LocalKernel
+from sorna_sdk.local._runtime.errors import KernelBusy, KernelNotFound
+from sorna_sdk.local._runtime.kernel import INTERRUPT_GRACE
+from sorna_sdk.local._runtime.languages import available_languages
+from sorna_sdk.local._runtime.registry import KernelRegistry, LocalKernel
 
 from .helpers import Result, run, text
 

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from sorna_sdk.local.runtime import browse
-from sorna_sdk.local.runtime.errors import (
+from sorna_sdk.local._runtime import browse
+from sorna_sdk.local._runtime.errors import (
     InvalidParameters,
     KernelCreationFailed,
     KernelNotFound,
     SessionExists,
 )
-from sorna_sdk.local.runtime.events import MAX_PENDING, EventHub
-from sorna_sdk.local.runtime.kernel import LOG_CHARS
-from sorna_sdk.local.runtime.registry import KernelRegistry
+from sorna_sdk.local._runtime.events import MAX_PENDING, EventHub
+from sorna_sdk.local._runtime.kernel import LOG_CHARS
+from sorna_sdk.local._runtime.registry import KernelRegistry
 
 from .helpers import run, text
 

@@ -398,7 +398,7 @@ def python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_204_heads_get_their_content_length_back() -> None:
     """aiohttp drops Content-Length from 204s; sorna-client 0.9.8 needs it (make interop)."""
-    from sorna_sdk.local.http.connections import _with_length
+    from sorna_sdk.local._http.connections import _with_length
 
     head = b"HTTP/1.1 204 No Content\r\nContent-Type: application/octet-stream\r\n\r\n"
     assert _with_length(head) == (

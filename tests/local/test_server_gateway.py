@@ -19,8 +19,8 @@ import pytest
 from sorna_sdk._constants import API_VERSION
 from sorna_sdk.auth import HMACAuth
 from sorna_sdk.local import GatewaySettings, LocalGateway
-from sorna_sdk.local.http.ratelimit import RateLimiter
-from sorna_sdk.local.keys import (
+from sorna_sdk.local._http.ratelimit import RateLimiter
+from sorna_sdk.local._keys import (
     ENV_LOCAL_ACCESS_KEY,
     ENV_LOCAL_SECRET_KEY,
     KeyfileError,

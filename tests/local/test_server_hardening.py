@@ -25,11 +25,11 @@ from sorna_sdk._constants import API_VERSION
 from sorna_sdk._ws import _handshake
 from sorna_sdk.auth import HMACAuth, sign
 from sorna_sdk.local import LocalGateway, RunningGateway
+from sorna_sdk.local._http.app import create_app
+from sorna_sdk.local._keys import KeyfileError, load_or_create_keypair, read_secret_key_file
+from sorna_sdk.local._runtime.errors import KernelBusy, KernelNotFound
+from sorna_sdk.local._runtime.terminal import Terminal
 from sorna_sdk.local.gateway import NO_SANDBOX_WARNING
-from sorna_sdk.local.http.app import create_app
-from sorna_sdk.local.keys import KeyfileError, load_or_create_keypair, read_secret_key_file
-from sorna_sdk.local.runtime.errors import KernelBusy, KernelNotFound
-from sorna_sdk.local.runtime.terminal import Terminal
 
 from .helpers import PROBS, assert_well_formed, deadline, track_bridge_end
 
@@ -323,7 +323,8 @@ async def test_sandbox_auto_without_bubblewrap_warns_once(
         asked.append(mode)
         return "none"
 
-    monkeypatch.setattr("sorna_sdk.local.runtime.sandbox.resolve", resolve)  # as without bubblewrap
+    # as without bubblewrap
+    monkeypatch.setattr("sorna_sdk.local._runtime.sandbox.resolve", resolve)
     keys = tmp_path / "conf" / "keys.json"
     with caplog.at_level(logging.WARNING, logger="sorna_sdk.local"):
         async with LocalGateway(pool_size=0, keypair_file=keys, kernel_network=True) as gw:
@@ -342,7 +343,7 @@ async def test_sandbox_auto_without_bubblewrap_warns_once(
 
 
 async def test_sandbox_bwrap_reaches_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sorna_sdk.local.runtime.sandbox.resolve", lambda mode: "bwrap")
+    monkeypatch.setattr("sorna_sdk.local._runtime.sandbox.resolve", lambda mode: "bwrap")
     async with LocalGateway(pool_size=0, sandbox="bwrap") as gw:
         assert gw.sandbox == "bwrap"
         assert gw.registry.settings.sandbox == "bwrap"

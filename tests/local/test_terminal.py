@@ -20,7 +20,7 @@ from sorna_sdk import AsyncKernel, AsyncSession, Kernel, Session
 from sorna_sdk._ws import _handshake as _signed_handshake
 from sorna_sdk.exceptions import AuthenticationError, KernelNotFoundError, PtyError
 from sorna_sdk.local import LocalGateway
-from sorna_sdk.local.runtime.terminal import CLOSE_DROPPED, Subscription, Terminal, TerminalClosed
+from sorna_sdk.local._runtime.terminal import CLOSE_DROPPED, Subscription, Terminal, TerminalClosed
 from sorna_sdk.pty import StreamPty, SyncStreamPty
 from sorna_sdk.session import _SessionBase
 

@@ -1,5 +1,5 @@
 // Kernel driver for nodejs kernels: run as `node node_driver.js` by the Sorna local gateway.
-// It speaks the driver protocol written down in sorna_sdk/local/runtime/protocol.py, with its
+// It speaks the driver protocol written down in sorna_sdk/local/_runtime/protocol.py, with its
 // own copy of the frame codec (4-byte big-endian length + UTF-8 JSON {"t": kind, "d": data};
 // the Python one is drivers/framing.py) and passes the same conformance test
 // (tests/local/test_driver_conformance.py). Frames travel over the socket whose fd is in

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ..._problems import Problem, by_name
-from ..runtime.errors import GatewayProblem
+from .._runtime.errors import GatewayProblem
 from .wire import WireDialect
 
 __all__ = ["HttpProblem", "auth_problem", "params_problem", "problem_response"]

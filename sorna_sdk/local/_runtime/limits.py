@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sorna_sdk.local.runtime.errors import InvalidParameters
+from sorna_sdk.local._runtime.errors import InvalidParameters
 
 __all__ = ["KernelLimits", "RuntimeSettings", "resolve_limits"]
 

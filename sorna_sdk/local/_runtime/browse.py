@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from sorna_sdk.local.runtime.errors import InvalidParameters
+from sorna_sdk.local._runtime.errors import InvalidParameters
 
 __all__ = [
     "MAX_DOWNLOAD_BYTES",

@@ -2,7 +2,7 @@
 
 Backend.AI's batch mode runs ``clean``, then ``build``, then ``exec``; each option is a shell
 command, ``None``/``""`` to skip the step, or ``"*"`` for the language's default (its
-record's :class:`~sorna_sdk.local.runtime.languages.BatchDefaults`, which may be "skip").
+record's :class:`~sorna_sdk.local._runtime.languages.BatchDefaults`, which may be "skip").
 
 Planning is bounded: the options are checked without touching the disk, and a ``"*"``
 clean or build costs at most one ``stat`` per rule of the language (``Makefile``,
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sorna_sdk.local.runtime.errors import InvalidParameters
-from sorna_sdk.local.runtime.languages import LANGUAGES, BatchDefaults, BatchRule
+from sorna_sdk.local._runtime.errors import InvalidParameters
+from sorna_sdk.local._runtime.languages import LANGUAGES, BatchDefaults, BatchRule
 
 __all__ = ["MAX_COMMAND_BYTES", "BatchPlan", "plan", "plan_batch"]
 

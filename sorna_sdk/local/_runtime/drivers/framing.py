@@ -3,7 +3,7 @@ driver (stdlib only).
 
 A frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON: an object
 ``{"t": kind, "d": data}``. The messages themselves are described in
-:mod:`sorna_sdk.local.runtime.protocol`, which re-exports this codec for the gateway.
+:mod:`sorna_sdk.local._runtime.protocol`, which re-exports this codec for the gateway.
 
 This file is the one Python copy of the codec. The gateway imports it as a module; the Python
 driver runs as a ``python -c`` source and cannot import the SDK (under the sandbox only the

@@ -20,9 +20,9 @@ from aiohttp import MultipartWriter, web
 
 from ..._dialects.backendai import NEWEST
 from ..._version import __version__
-from ..runtime.errors import GatewayProblem, KernelNotFound, SessionExists, UnknownLanguage
-from ..runtime.languages import resolve_image
-from ..runtime.registry import normal_id
+from .._runtime.errors import GatewayProblem, KernelNotFound, SessionExists, UnknownLanguage
+from .._runtime.languages import resolve_image
+from .._runtime.registry import normal_id
 from .auth import current
 from .backendai_render import info_body, listing_body, result_body, session_id, stream_frame
 from .backendai_streams import serve_events

@@ -17,19 +17,19 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from sorna_sdk.local.runtime.errors import (
+from sorna_sdk.local._runtime.errors import (
     InvalidParameters,
     KernelNotFound,
     QuotaExceeded,
     ServiceUnavailable,
     SessionExists,
 )
-from sorna_sdk.local.runtime.events import EventHub
-from sorna_sdk.local.runtime.files import OUTPUT_DIR, remove_tree
-from sorna_sdk.local.runtime.kernel import LocalKernel
-from sorna_sdk.local.runtime.languages import available_languages, canonical_language
-from sorna_sdk.local.runtime.limits import RuntimeSettings, resolve_limits
-from sorna_sdk.local.runtime.pool import DriverLauncher
+from sorna_sdk.local._runtime.events import EventHub
+from sorna_sdk.local._runtime.files import OUTPUT_DIR, remove_tree
+from sorna_sdk.local._runtime.kernel import LocalKernel
+from sorna_sdk.local._runtime.languages import available_languages, canonical_language
+from sorna_sdk.local._runtime.limits import RuntimeSettings, resolve_limits
+from sorna_sdk.local._runtime.pool import DriverLauncher
 
 __all__ = ["KernelRegistry", "LocalKernel", "RuntimeSettings", "normal_id"]
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
-    from sorna_sdk.local.runtime.limits import RuntimeSettings
+    from sorna_sdk.local._runtime.limits import RuntimeSettings
 
 __all__ = [
     "Containment",

@@ -1,7 +1,7 @@
 """Kernel driver for python3, lua5 and bash kernels (stdlib only; lua5 also needs ``lupa``).
 
 The gateway runs this file's source with ``python -u -c <source> <path of framing.py>``. It
-speaks the driver protocol (``sorna_sdk/local/runtime/protocol.py``) over the socket whose fd
+speaks the driver protocol (``sorna_sdk/local/_runtime/protocol.py``) over the socket whose fd
 is in ``SORNA_CTL_FD``, with the frame codec of ``framing.py`` (the gateway's own, loaded by
 path: this source cannot import the SDK), and leaves fd 1 and fd 2 as raw pipes that the
 gateway also reads, for output of subprocesses and C code.
@@ -81,7 +81,7 @@ def _load_framing() -> types.ModuleType:
 
 
 if TYPE_CHECKING:
-    from sorna_sdk.local.runtime.drivers import framing
+    from sorna_sdk.local._runtime.drivers import framing
 else:
     framing = _load_framing()
 

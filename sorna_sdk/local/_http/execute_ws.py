@@ -23,8 +23,8 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
-from ..runtime.errors import GatewayProblem
-from ..runtime.results import RunResult
+from .._runtime.errors import GatewayProblem
+from .._runtime.results import RunResult
 from .problems import HttpProblem
 from .runtime_api import KernelHandle
 

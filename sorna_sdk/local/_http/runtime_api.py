@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from ..runtime.browse import Listing
-from ..runtime.events import EventHub
-from ..runtime.results import KernelState, KernelStatus, RunResult
-from ..runtime.terminal import Terminal
+from .._runtime.browse import Listing
+from .._runtime.events import EventHub
+from .._runtime.results import KernelState, KernelStatus, RunResult
+from .._runtime.terminal import Terminal
 
 __all__ = ["KernelHandle", "Kernels"]
 

@@ -2,7 +2,7 @@
 registry, limits, files and the sandbox.
 
 It returns typed results and knows neither HTTP nor any wire dialect; the HTTP package
-(:mod:`sorna_sdk.local.http`) renders it in each dialect. Where things live:
+(:mod:`sorna_sdk.local._http`) renders it in each dialect. Where things live:
 
 * a language: :mod:`.languages` (one record each) and, if it needs one, a file in
   ``drivers/``; the messages between gateway and drivers: :mod:`.protocol`;

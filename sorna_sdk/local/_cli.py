@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 
 from ..config import ENV_ACCESS_KEY, ENV_ENDPOINT, ENV_SECRET_KEY
-from .gateway import GatewaySettings, LocalGateway
-from .keys import (
+from ._keys import (
     ENV_LOCAL_ACCESS_KEY,
     ENV_LOCAL_SECRET_KEY,
     KeyfileError,
     default_keypair_path,
     resolve_keypair,
 )
+from .gateway import GatewaySettings, LocalGateway
 
 __all__ = ["main"]
 

@@ -22,9 +22,9 @@ from typing import Final, Protocol
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from sorna_sdk.local.http.problems import HttpProblem
-from sorna_sdk.local.runtime.errors import KernelNotFound
-from sorna_sdk.local.runtime.terminal import CLOSE_SHUTDOWN, Subscription, Terminal, TerminalClosed
+from sorna_sdk.local._http.problems import HttpProblem
+from sorna_sdk.local._runtime.errors import KernelNotFound
+from sorna_sdk.local._runtime.terminal import CLOSE_SHUTDOWN, Subscription, Terminal, TerminalClosed
 from sorna_sdk.models.pty import (
     OutFrame,
     PingFrame,

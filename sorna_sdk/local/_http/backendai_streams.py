@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from ..runtime.events import EventHub, LifecycleEvent
+from .._runtime.events import EventHub, LifecycleEvent
 from .backendai_render import event_data
 
 __all__ = ["serve_events"]

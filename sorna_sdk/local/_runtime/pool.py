@@ -23,12 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from sorna_sdk.local.runtime.errors import KernelCreationFailed
-from sorna_sdk.local.runtime.languages import Language, available_languages, driver_env
-from sorna_sdk.local.runtime.limits import RuntimeSettings
-from sorna_sdk.local.runtime.process import DriverProcess
-from sorna_sdk.local.runtime.protocol import MAX_FRAME, configure_data
-from sorna_sdk.local.runtime.sandbox import Sandbox
+from sorna_sdk.local._runtime.errors import KernelCreationFailed
+from sorna_sdk.local._runtime.languages import Language, available_languages, driver_env
+from sorna_sdk.local._runtime.limits import RuntimeSettings
+from sorna_sdk.local._runtime.process import DriverProcess
+from sorna_sdk.local._runtime.protocol import MAX_FRAME, configure_data
+from sorna_sdk.local._runtime.sandbox import Sandbox
 
 __all__ = ["DriverLauncher"]
 

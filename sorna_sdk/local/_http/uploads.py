@@ -7,7 +7,7 @@ from typing import Final
 
 from aiohttp import BodyPartReader, web
 
-from ..runtime.errors import GatewayProblem
+from .._runtime.errors import GatewayProblem
 from .problems import HttpProblem, params_problem
 
 __all__ = ["is_multipart", "read_uploads"]

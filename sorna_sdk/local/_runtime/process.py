@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sorna_sdk.local.runtime.protocol import (
+from sorna_sdk.local._runtime.protocol import (
     CONTROL_KINDS,
     MAX_FRAME,
     OUTPUT_KINDS,
@@ -46,7 +46,7 @@ from sorna_sdk.local.runtime.protocol import (
     FrameTooLarge,
     encode_frame,
 )
-from sorna_sdk.local.runtime.sandbox import KILL_GRACE, Containment, Sandbox
+from sorna_sdk.local._runtime.sandbox import KILL_GRACE, Containment, Sandbox
 
 __all__ = ["BUFFER_CAP", "MAX_PENDING_WRITE", "WRITE_DEADLINE", "DriverProcess", "Item"]
 

@@ -44,16 +44,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from sorna_sdk.local.runtime import browse
-from sorna_sdk.local.runtime.batch import BatchPlan, plan
-from sorna_sdk.local.runtime.browse import Listing
-from sorna_sdk.local.runtime.errors import (
+from sorna_sdk.local._runtime import browse
+from sorna_sdk.local._runtime.batch import BatchPlan, plan
+from sorna_sdk.local._runtime.browse import Listing
+from sorna_sdk.local._runtime.errors import (
     InvalidParameters,
     KernelBusy,
     KernelCreationFailed,
     KernelNotFound,
 )
-from sorna_sdk.local.runtime.files import (
+from sorna_sdk.local._runtime.files import (
     EMPTY_SNAPSHOT,
     OutputSnapshot,
     new_files,
@@ -61,17 +61,17 @@ from sorna_sdk.local.runtime.files import (
     snapshot,
     store_uploads,
 )
-from sorna_sdk.local.runtime.limits import KernelLimits, RuntimeSettings
-from sorna_sdk.local.runtime.pool import DriverLauncher
-from sorna_sdk.local.runtime.process import DriverProcess, Item
-from sorna_sdk.local.runtime.results import (
+from sorna_sdk.local._runtime.limits import KernelLimits, RuntimeSettings
+from sorna_sdk.local._runtime.pool import DriverLauncher
+from sorna_sdk.local._runtime.process import DriverProcess, Item
+from sorna_sdk.local._runtime.results import (
     KernelState,
     KernelStatus,
     RunError,
     RunResult,
     RunStatus,
 )
-from sorna_sdk.local.runtime.terminal import Terminal
+from sorna_sdk.local._runtime.terminal import Terminal
 
 __all__ = ["MODES", "LocalKernel"]
 

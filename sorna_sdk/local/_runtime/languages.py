@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-from sorna_sdk.local.runtime.errors import UnknownLanguage
+from sorna_sdk.local._runtime.errors import UnknownLanguage
 
 __all__ = [
     "DRIVERS",

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from sorna_sdk.local.runtime.errors import InvalidUpload
+from sorna_sdk.local._runtime.errors import InvalidUpload
 
 __all__ = [
     "EMPTY_SNAPSHOT",

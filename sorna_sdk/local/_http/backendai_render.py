@@ -13,10 +13,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from ..runtime.browse import Listing
-from ..runtime.events import LifecycleEvent
-from ..runtime.languages import available_languages
-from ..runtime.results import KernelStatus, RunResult
+from .._runtime.browse import Listing
+from .._runtime.events import LifecycleEvent
+from .._runtime.languages import available_languages
+from .._runtime.results import KernelStatus, RunResult
 from .runtime_api import KernelHandle
 
 __all__ = [

@@ -51,8 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sorna_sdk.local.runtime.languages import driver_env
-from sorna_sdk.local.runtime.sandbox import KILL_GRACE, Containment, Sandbox
+from sorna_sdk.local._runtime.languages import driver_env
+from sorna_sdk.local._runtime.sandbox import KILL_GRACE, Containment, Sandbox
 
 if sys.platform != "win32":  # importable everywhere; usable on POSIX only
     import fcntl

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..runtime.errors import GatewayProblem
+from .._runtime.errors import GatewayProblem
 from .auth import Authenticator, Caller, current_or_none, reset_caller, set_caller, version_of
 from .backendai import BackendAIRoutes
 from .connections import SERVER_NAME, ConnectionGuard

@@ -194,7 +194,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeAlias, TypedDict, get_args
 
-from sorna_sdk.local.runtime.drivers.framing import (
+from sorna_sdk.local._runtime.drivers.framing import (
     MAX_FRAME,
     SIGINT_EXIT,
     TEXT_CHUNK,
