@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
@@ -79,7 +79,7 @@ class Call(Generic[T]):
     done_on_retry: frozenset[int] = frozenset()
     #: Seconds added to the configured read timeout (a create that waits for scheduling).
     extra_timeout: float = 0.0
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict[str, str])
 
     def handle(self, response: Response, *, attempt: int = 0) -> T:
         """Raise the mapped error for a non-2xx response, else parse it."""
@@ -99,7 +99,7 @@ def json_model(
     model: type[M],
     key: str | None = None,
     *,
-    prepare: Callable[[Any], Any] | None = None,
+    prepare: Callable[[object], object] | None = None,
 ) -> Callable[[Response], M]:
     """A parser validating the JSON body (or its member ``key``) as ``model``.
 
@@ -108,11 +108,11 @@ def json_model(
 
     def parse(response: Response) -> M:
         try:
-            data = json.loads(response.content)
+            data: object = json.loads(response.content)
             if key is not None:
                 if not isinstance(data, dict) or key not in data:
                     raise ValueError(f"the response has no {key!r} member")
-                data = data[key]
+                data = cast("dict[str, object]", data)[key]
             if prepare is not None:
                 data = prepare(data)
             return model.model_validate(data)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
@@ -69,13 +69,14 @@ def _refused(dialect: Dialect, response: httpx.Response, content: bytes) -> Exce
 def _event(sse: ServerSentEvent, target: EventsTarget) -> SessionEvent | None:
     """The typed event, or ``None`` when it is about another session."""
     try:
-        data = json.loads(sse.data) if sse.data else {}
+        data: object = json.loads(sse.data) if sse.data else {}
     except ValueError:
         raise StreamError(f"unexpected event data: {sse.data[:80]!r}") from None
     if not isinstance(data, dict):
         raise StreamError(f"unexpected event data: {sse.data[:80]!r}")
     try:
-        event = SessionEvent.model_validate({**data, "event": sse.event})
+        body = cast("dict[str, object]", data)
+        event = SessionEvent.model_validate({**body, "event": sse.event})
     except ValidationError as exc:
         raise StreamError(f"unexpected event data: {sse.data[:80]!r}") from exc
     ours = {target.kernel_id, target.name} - {None}
@@ -115,7 +116,7 @@ class EventStream(_EventStreamBase):
     def __init__(self, session: AsyncSession, target: EventsTarget, *, reconnect: bool = True):
         super().__init__(target, reconnect=reconnect)
         self._session = session
-        self._iterator: AsyncIterator[SessionEvent] | None = None
+        self._iterator: AsyncGenerator[SessionEvent, None] | None = None
 
     def __aiter__(self) -> AsyncIterator[SessionEvent]:
         if self._iterator is None:
@@ -125,7 +126,7 @@ class EventStream(_EventStreamBase):
     async def close(self) -> None:
         """Stop listening."""
         self._closed = True
-        if self._iterator is not None and hasattr(self._iterator, "aclose"):
+        if self._iterator is not None:
             await self._iterator.aclose()
 
     async def __aenter__(self) -> EventStream:
@@ -139,7 +140,7 @@ class EventStream(_EventStreamBase):
     ) -> None:
         await self.close()
 
-    async def _events(self) -> AsyncIterator[SessionEvent]:
+    async def _events(self) -> AsyncGenerator[SessionEvent, None]:
         dialect = await self._session.dialect()
         route = dialect.events_path(self.target)
         failures = 0
@@ -181,7 +182,7 @@ class SyncEventStream(_EventStreamBase):
     def __init__(self, session: Session, target: EventsTarget, *, reconnect: bool = True):
         super().__init__(target, reconnect=reconnect)
         self._session = session
-        self._iterator: Iterator[SessionEvent] | None = None
+        self._iterator: Generator[SessionEvent, None, None] | None = None
 
     def __iter__(self) -> Iterator[SessionEvent]:
         if self._iterator is None:
@@ -191,7 +192,7 @@ class SyncEventStream(_EventStreamBase):
     def close(self) -> None:
         """Stop listening."""
         self._closed = True
-        if self._iterator is not None and hasattr(self._iterator, "close"):
+        if self._iterator is not None:
             self._iterator.close()
 
     def __enter__(self) -> SyncEventStream:
@@ -205,7 +206,7 @@ class SyncEventStream(_EventStreamBase):
     ) -> None:
         self.close()
 
-    def _events(self) -> Iterator[SessionEvent]:
+    def _events(self) -> Generator[SessionEvent, None, None]:
         dialect = self._session.dialect()
         route = dialect.events_path(self.target)
         failures = 0

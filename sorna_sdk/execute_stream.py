@@ -10,15 +10,13 @@ Iterate for the frames as typed :class:`~sorna_sdk.ExecutionResult` objects, or 
 
 from __future__ import annotations
 
-import json
 from types import TracebackType
 
-from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection as AsyncConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection as SyncConnection
 
-from ._dialects import Dialect
+from ._frames import parse_frame, start_frame
 from ._run import InputSource, RunState
 from ._ws import close_code, open_async, open_sync
 from .exceptions import StreamError
@@ -26,28 +24,6 @@ from .models import ExecuteRequest, ExecutionResult
 from .session import AsyncSession, Session
 
 __all__ = ["ExecuteStream", "SyncExecuteStream", "parse_frame", "start_frame"]
-
-
-def start_frame(dialect: Dialect, request: ExecuteRequest) -> str:
-    """The first frame of an execute stream for ``request``."""
-    options = None
-    if request.options is not None:
-        options = request.options.to_wire()
-    return dialect.encode_execute_start(request.code, request.mode, options)
-
-
-def parse_frame(message: str | bytes) -> ExecutionResult:
-    """A server frame as a result; :class:`StreamError` for an error frame or garbage."""
-    try:
-        data = json.loads(message)
-    except ValueError:
-        raise StreamError(f"unexpected frame from the server: {str(message)[:80]!r}") from None
-    if isinstance(data, dict) and data.get("status") in ("error", "server-restarting"):
-        raise StreamError(f"the server ended the execute stream: {data.get('msg') or data}")
-    try:
-        return ExecutionResult.model_validate(data)
-    except ValidationError as exc:
-        raise StreamError(f"unexpected frame from the server: {str(message)[:80]!r}") from exc
 
 
 def _cut(exc: ConnectionClosed) -> StreamError:

@@ -7,40 +7,25 @@ session and ``lang`` is its image reference (``python``, ``python:3.11-debian12`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from pydantic import ValidationError
 
-from ._archive import ArchiveError, ExtractLimits, extract_tar, split_multipart_mixed
 from ._dialects import CreateReply, CreateSpec, EventsTarget, PendingRun
 from ._protocol import Response, kernel_path_segment
 from ._run import InputSource, RunState
-from .events import EventStream, SyncEventStream
 from .exceptions import (
     APIResponseValidationError,
     InvalidArgumentError,
     KernelNotFoundError,
     SornaError,
-)
-from .execute_stream import ExecuteStream, SyncExecuteStream
-from .live import (
-    AsyncLiveRun,
-    AsyncOutputCallback,
-    LiveRun,
-    LiveTransport,
-    OutputCallback,
-    OutputEvent,
-    call_output,
-    execute_within,
-    execute_within_async,
 )
 from .models import (
     AuthorizeResponse,
@@ -64,11 +49,19 @@ from .models import (
     ServicePort,
     SessionType,
 )
-from .pty import StreamPty, SyncStreamPty
 from .session import AsyncSession, Session, get_default_async_session, get_default_session
+
+if TYPE_CHECKING:
+    # The WebSocket stack, SSE events, live runs and the tar reader load on first use.
+    from .events import EventStream, SyncEventStream
+    from .execute_stream import ExecuteStream, SyncExecuteStream
+    from .live import AsyncLiveRun, AsyncOutputCallback, LiveRun, LiveTransport, OutputCallback
+    from .pty import StreamPty, SyncStreamPty
 
 __all__ = ["AsyncKernel", "ClusterMode", "Kernel"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 StrPath = str | os.PathLike[str]
 #: What ``opts=`` may be, by mode: nothing for query; a dict or model for batch and complete.
 ExecOpts = BatchOptionsDict | CompleteOptionsDict | BatchOptions | CompleteOptions
@@ -173,8 +166,16 @@ def _check_path(path: str, what: str = "path") -> str:
     return path
 
 
+async def _to_thread(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    import asyncio  # loaded by async use only: a sync program never pays for it
+
+    return await asyncio.to_thread(func, *args, **kwargs)
+
+
 def _extract(response: Response, dest: StrPath, max_bytes: int) -> list[Path]:
     """Unpack a download answer (multipart/mixed of tar archives) under ``dest``."""
+    from ._archive import ArchiveError, ExtractLimits, extract_tar, split_multipart_mixed
+
     target = Path(dest)
     target.mkdir(parents=True, exist_ok=True)
     try:
@@ -455,6 +456,8 @@ class Kernel(_KernelBase):
         self._collect_unfinished()
         pending = self._pending
         if timeout is not None:
+            from .live import execute_within
+
             return self._track(execute_within(self, request, pending, timeout))
         result = self.session.send(lambda api: api.execute(self.kernel_id, request, pending))
         return self._track(result)
@@ -534,6 +537,8 @@ class Kernel(_KernelBase):
         plain = not (isinstance(request, QueryRequest) and request.options is not None)
         if request.mode == "complete" or (on_output is None and timeout is None and plain):
             return self._poll(code, mode, opts, input)
+        from .live import LiveRun, OutputEvent
+
         with LiveRun(self, request, input=input, timeout=timeout, transport=transport) as live:
             for event in live:
                 if on_output is not None and isinstance(event, OutputEvent):
@@ -559,6 +564,8 @@ class Kernel(_KernelBase):
         request = _execute_request(
             code, mode, opts, last_value=last_value, figure_formats=figure_formats
         )
+        from .live import LiveRun
+
         return LiveRun(self, request, input=input, timeout=timeout, transport=transport)
 
     def _poll(
@@ -659,6 +666,8 @@ class Kernel(_KernelBase):
 
         Use as a context manager and iterate; a dropped stream is re-opened (re-signed).
         """
+        from .events import SyncEventStream
+
         return SyncEventStream(self.session, self._events_target(), reconnect=reconnect)
 
     def stream_execute(
@@ -671,12 +680,16 @@ class Kernel(_KernelBase):
     ) -> SyncExecuteStream:
         """Run code over the execute WebSocket; iterate for results as they come (Backend.AI)."""
         request = _execute_request(code, mode, opts)
+        from .execute_stream import SyncExecuteStream
+
         return SyncExecuteStream.connect(
             self.session, self.kernel_id, request, open_timeout=open_timeout
         )
 
     def stream_pty(self, *, open_timeout: float | None = 10.0) -> SyncStreamPty:
         """Open the kernel's terminal: iterate for output, ``send()`` input, ``resize()``."""
+        from .pty import SyncStreamPty
+
         return SyncStreamPty.connect(self.session, self.kernel_id, open_timeout=open_timeout)
 
     def __enter__(self) -> Kernel:
@@ -855,6 +868,8 @@ class AsyncKernel(_KernelBase):
         await self._collect_unfinished()
         pending = self._pending
         if timeout is not None:
+            from .live import execute_within_async
+
             return self._track(await execute_within_async(self, request, pending, timeout))
         result = await self.session.send(lambda api: api.execute(self.kernel_id, request, pending))
         return self._track(result)
@@ -935,6 +950,8 @@ class AsyncKernel(_KernelBase):
         plain = not (isinstance(request, QueryRequest) and request.options is not None)
         if request.mode == "complete" or (on_output is None and timeout is None and plain):
             return await self._poll(code, mode, opts, input)
+        from .live import AsyncLiveRun, OutputEvent, call_output
+
         live = AsyncLiveRun(self, request, input=input, timeout=timeout, transport=transport)
         async with live:
             async for event in live:
@@ -961,6 +978,8 @@ class AsyncKernel(_KernelBase):
         request = _execute_request(
             code, mode, opts, last_value=last_value, figure_formats=figure_formats
         )
+        from .live import AsyncLiveRun
+
         return AsyncLiveRun(self, request, input=input, timeout=timeout, transport=transport)
 
     async def _poll(
@@ -1029,7 +1048,7 @@ class AsyncKernel(_KernelBase):
 
     async def upload(self, paths: Iterable[StrPath], *, base_dir: StrPath | None = None) -> None:
         """Upload files into the kernel's folder, named relative to ``base_dir`` (default: cwd)."""
-        files = await asyncio.to_thread(_read_uploads, paths, base_dir)
+        files = await _to_thread(_read_uploads, paths, base_dir)
         await self.session.send(lambda api: api.upload(self.kernel_id, files))
 
     async def list_files(self, path: str = ".") -> FileList:
@@ -1047,7 +1066,7 @@ class AsyncKernel(_KernelBase):
         """
         names = _download_paths(paths)
         response = await self.session.send(lambda api: api.download(self.kernel_id, names))
-        return await asyncio.to_thread(_extract, response, dest, max_bytes)
+        return await _to_thread(_extract, response, dest, max_bytes)
 
     async def download_single(self, path: str) -> bytes:
         """One file's content (Backend.AI)."""
@@ -1063,6 +1082,8 @@ class AsyncKernel(_KernelBase):
 
         Use as an async context manager and iterate; a dropped stream is re-opened (re-signed).
         """
+        from .events import EventStream
+
         return EventStream(self.session, self._events_target(), reconnect=reconnect)
 
     async def stream_execute(
@@ -1075,12 +1096,16 @@ class AsyncKernel(_KernelBase):
     ) -> ExecuteStream:
         """Run code over the execute WebSocket; iterate for results as they come (Backend.AI)."""
         request = _execute_request(code, mode, opts)
+        from .execute_stream import ExecuteStream
+
         return await ExecuteStream.connect(
             self.session, self.kernel_id, request, open_timeout=open_timeout
         )
 
     async def stream_pty(self, *, open_timeout: float | None = 10.0) -> StreamPty:
         """Open the kernel's terminal: iterate for output, ``send()`` input, ``resize()``."""
+        from .pty import StreamPty
+
         return await StreamPty.connect(self.session, self.kernel_id, open_timeout=open_timeout)
 
     async def __aenter__(self) -> AsyncKernel:

@@ -36,14 +36,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias, TypeVar
 
 import httpx
-from websockets.asyncio.client import ClientConnection as AsyncConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection as SyncConnection
 
 from ._dialects import BackendAI, Dialect, PendingRun, StreamPath
+from ._frames import parse_frame, start_frame
 from ._protocol import Call
 from ._run import InputSource, RunState, input_lines
-from ._ws import open_async, open_sync
 from .exceptions import (
     APIConnectionError,
     ExecutionError,
@@ -56,11 +53,14 @@ from .exceptions import (
     StreamError,
     StreamResumeError,
 )
-from .execute_stream import parse_frame, start_frame
 from .models import ConsoleItem, ExecuteRequest, ExecutionResult, QueryRequest
 from .session import AsyncSession, Session, _as_response, _connection_error, _SessionBase
 
 if TYPE_CHECKING:
+    # websockets loads with the first run over a WebSocket, not with the SDK.
+    from websockets.asyncio.client import ClientConnection as AsyncConnection
+    from websockets.sync.client import ClientConnection as SyncConnection
+
     from .kernels import AsyncKernel, Kernel
 
 __all__ = [
@@ -273,7 +273,7 @@ def _request_timeout(session: _SessionBase, left: float) -> httpx.Timeout:
     connect = session.config.connect_timeout
     return httpx.Timeout(
         min(read, left) if read is not None else left,
-        connect=min(connect, left) if connect is not None else left,
+        connect=min(connect, left),
     )
 
 
@@ -558,17 +558,23 @@ class LiveRun(_LiveBase):
     def _open(self, route: StreamPath, first: str) -> None:
         left = self._deadline.hard_left()
         timeout = OPEN_TIMEOUT if left is None else max(min(OPEN_TIMEOUT, left), 0.001)
+        from ._ws import open_sync
+
         self._ws = open_sync(self._session, route, open_timeout=timeout, what="execute")
         self._ws.close_timeout = 1.0
         self._send_ws(first)
 
     def _send_ws(self, text: str) -> None:
         assert self._ws is not None
+        from websockets.exceptions import ConnectionClosed
+
         with contextlib.suppress(ConnectionClosed, OSError):  # the next recv notices
             self._ws.send(text)
 
     def _recv_ws(self, left: float | None) -> ExecutionResult:
         assert self._ws is not None
+        from websockets.exceptions import ConnectionClosed
+
         try:
             message = self._ws.recv(timeout=left)
         except TimeoutError:
@@ -653,6 +659,8 @@ class LiveRun(_LiveBase):
     def _close_ws(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
+            from websockets.exceptions import ConnectionClosed
+
             with contextlib.suppress(OSError, ConnectionClosed, RuntimeError):
                 ws.close()
 
@@ -790,17 +798,23 @@ class AsyncLiveRun(_LiveBase):
     async def _open(self, route: StreamPath, first: str) -> None:
         left = self._deadline.hard_left()
         timeout = OPEN_TIMEOUT if left is None else max(min(OPEN_TIMEOUT, left), 0.001)
+        from ._ws import open_async
+
         self._ws = await open_async(self._session, route, open_timeout=timeout, what="execute")
         self._ws.close_timeout = 1.0
         await self._send_ws(first)
 
     async def _send_ws(self, text: str) -> None:
         assert self._ws is not None
+        from websockets.exceptions import ConnectionClosed
+
         with contextlib.suppress(ConnectionClosed, OSError):  # the next recv notices
             await self._ws.send(text)
 
     async def _recv_ws(self, left: float | None) -> ExecutionResult:
         assert self._ws is not None
+        from websockets.exceptions import ConnectionClosed
+
         try:
             message = await asyncio.wait_for(self._ws.recv(), left)
         except asyncio.TimeoutError:
@@ -888,6 +902,8 @@ class AsyncLiveRun(_LiveBase):
     async def _close_ws(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
+            from websockets.exceptions import ConnectionClosed
+
             with contextlib.suppress(OSError, ConnectionClosed, RuntimeError):
                 await ws.close()
 

@@ -8,16 +8,16 @@ mapping and retry decisions live in pure modules shared by both. With
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+from typing_extensions import TypeIs
 
 from ._constants import EMPTY_BODY_CONTENT_TYPE
 from ._dialects import AUTO, NEGOTIATING, Dialect, dialect_for
@@ -44,6 +44,9 @@ __all__ = [
     "get_default_session",
     "set_default_session",
 ]
+
+if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
 
 T = TypeVar("T")
 
@@ -174,6 +177,16 @@ class _SessionBase:
         )
 
 
+async def _sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+def _is_call(request: Build[T] | Call[T]) -> TypeIs[Call[T]]:
+    return isinstance(request, Call)
+
+
 def _as_response(response: httpx.Response) -> Response:
     return Response(
         status=response.status_code,
@@ -240,9 +253,8 @@ class Session(_SessionBase):
 
     def send(self, request: Build[T] | Call[T]) -> T:
         """Send a call (or build one for this session's dialect) with retries; return its result."""
-        if isinstance(request, Call):
-            return self.exchange(request)
-        return self.exchange(request(self.dialect()))
+        call = request if _is_call(request) else request(self.dialect())
+        return self.exchange(call)
 
     def exchange(self, call: Call[T]) -> T:
         """Send one prepared call, retrying where the policy allows; return its parsed result."""
@@ -322,6 +334,8 @@ class AsyncSession(_SessionBase):
         if http_client is None and transport is None:
             transport = default_async_transport()
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=self._timeout())
+        import asyncio  # loaded by async use only: a sync program never pays for it
+
         self._negotiating = asyncio.Lock()
 
     async def dialect(self) -> Dialect:
@@ -343,9 +357,8 @@ class AsyncSession(_SessionBase):
 
     async def send(self, request: Build[T] | Call[T]) -> T:
         """Send a call (or build one for this session's dialect) with retries; return its result."""
-        if isinstance(request, Call):
-            return await self.exchange(request)
-        return await self.exchange(request(await self.dialect()))
+        call = request if _is_call(request) else request(await self.dialect())
+        return await self.exchange(call)
 
     async def exchange(self, call: Call[T]) -> T:
         """Send one prepared call, retrying where the policy allows; return its parsed result."""
@@ -368,7 +381,7 @@ class AsyncSession(_SessionBase):
                     delay = self._after_status(exc, call, attempt)
                     if delay is None:
                         raise
-            await asyncio.sleep(delay)
+            await _sleep(delay)
             attempt += 1
 
     async def hello(self) -> HelloResponse:
@@ -399,7 +412,7 @@ class AsyncSession(_SessionBase):
 
 
 _default_session: Session | None = None
-_default_async_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSession] = (
+_default_async_sessions: weakref.WeakKeyDictionary[AbstractEventLoop, AsyncSession] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -414,6 +427,8 @@ def get_default_session() -> Session:
 
 def get_default_async_session() -> AsyncSession:
     """The async session used when none is passed, one per running event loop."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     session = _default_async_sessions.get(loop)
     if session is None or session.closed:
@@ -429,6 +444,8 @@ def set_default_session(session: Session | AsyncSession | None) -> None:
     """
     global _default_session
     if isinstance(session, AsyncSession):
+        import asyncio
+
         _default_async_sessions[asyncio.get_running_loop()] = session
     elif session is None:
         _default_session = None

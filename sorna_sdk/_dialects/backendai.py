@@ -21,7 +21,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 from .._problems import BACKENDAI_BASE, CLIENT_ONLY, PROBLEMS
 from .._protocol import (
@@ -195,12 +195,15 @@ def _problem_class(status: int, problem: Mapping[str, Any] | None) -> type[APISt
     return cls
 
 
-def _result(data: Any) -> Any:
+def _result(data: object) -> object:
     """Complete-mode answers through execute carry suggestions, not a console."""
-    if isinstance(data, dict) and "suggestions" in data and "console" not in data:
-        suggestions = data.get("suggestions") or []
-        return {"status": "finished", "console": [["completion", suggestions]]}
-    return data
+    if not isinstance(data, dict):
+        return data
+    body = cast("dict[str, object]", data)
+    if "suggestions" not in body or "console" in body:
+        return body
+    suggestions: object = body.get("suggestions") or []
+    return {"status": "finished", "console": [["completion", suggestions]]}
 
 
 def _logs(response: Response) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 from .._protocol import (
     Call,
@@ -48,13 +48,17 @@ VERSION: Final = "v2.20170315"
 _PREFIX: Final = "/v2"
 
 
-def _v2_result(data: Any) -> Any:
+def _v2_result(data: object) -> object:
     """The 2017 wire puts a failed query's exit status in ``options.exitCode``."""
-    if isinstance(data, dict) and data.get("exitCode") is None:
-        options = data.get("options")
-        if isinstance(options, dict) and isinstance(options.get("exitCode"), int):
-            data = {**data, "exitCode": options["exitCode"]}
-    return data
+    if not isinstance(data, dict):
+        return data
+    body = cast("dict[str, object]", data)
+    options = body.get("options")
+    if body.get("exitCode") is None and isinstance(options, dict):
+        exit_code = cast("dict[str, object]", options).get("exitCode")
+        if isinstance(exit_code, int):
+            return {**body, "exitCode": exit_code}
+    return body
 
 
 def _created(response: Response) -> CreateReply:

@@ -10,12 +10,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .._version import __version__
-from ..exceptions import SornaError
-from ..kernels import Kernel
-from ..session import Session
-from ._output import Printer
+
+if TYPE_CHECKING:
+    from ..exceptions import SornaError
+    from ..session import Session
+    from ._output import Printer
 
 __all__ = ["cli_message", "main"]
 
@@ -231,6 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"sorna-sdk {__version__}")
         return 0
+    # The SDK loads only for a command that talks to a server (not for --help).
+    from ..exceptions import SornaError
+    from ..session import Session
+    from ._output import Printer
+
     printer = Printer(quiet=getattr(args, "quiet", False))
     try:
         with Session() as session:
@@ -267,6 +274,8 @@ def _dispatch(args: argparse.Namespace, session: Session, printer: Printer) -> i
         from ._shell import shell_command
 
         return shell_command(session, lang=args.lang, token=args.client_token, printer=printer)
+    from ..kernels import Kernel
+
     kern = Kernel(args.kernel_id, session=session)
     if args.command == "info":
         info = kern.get_info()

@@ -28,6 +28,7 @@ class SornaModel(BaseModel):
         serialize_by_alias=True,
         extra="allow",
         frozen=True,
+        defer_build=True,
     )
 
     def __getitem__(self, key: str) -> Any:
@@ -73,6 +74,7 @@ class RequestModel(BaseModel):
         serialize_by_alias=True,
         extra="forbid",
         frozen=True,
+        defer_build=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

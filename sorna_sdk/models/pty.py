@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from typing import Annotated, ClassVar, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -21,7 +22,7 @@ __all__ = [
 
 
 class _Frame(BaseModel):
-    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     def encode(self) -> str:
         """The frame as the JSON text message sent on the wire."""
@@ -66,7 +67,7 @@ class RestartFrame(_Frame):
 class OutFrame(_Frame):
     """Server → client: terminal output bytes."""
 
-    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="allow")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="allow", defer_build=True)
 
     type: Literal["out"] = "out"
     data: str
@@ -85,14 +86,16 @@ ClientFrame: TypeAlias = Annotated[
 ]
 ServerFrame: TypeAlias = OutFrame
 
-_CLIENT_FRAMES: TypeAdapter[StdinFrame | ResizeFrame | PingFrame | RestartFrame] = TypeAdapter(
-    ClientFrame
-)
+
+@functools.cache
+def _client_frames() -> TypeAdapter[StdinFrame | ResizeFrame | PingFrame | RestartFrame]:
+    # Built on first use: only the gateway decodes client frames, and not at import.
+    return TypeAdapter(ClientFrame)
 
 
 def decode_client_frame(text: str | bytes) -> StdinFrame | ResizeFrame | PingFrame | RestartFrame:
     """Parse a client → server message; raises ``pydantic.ValidationError`` on bad input."""
-    return _CLIENT_FRAMES.validate_json(text)
+    return _client_frames().validate_json(text)
 
 
 def decode_server_frame(text: str | bytes) -> OutFrame:
