@@ -319,6 +319,7 @@ IMPORTS = {
     "deps": DEPENDENCIES,
     "kernel": "from sorna_sdk import Kernel",
     "everything": "from sorna_sdk import *",
+    "cli": "import sorna_sdk.cli",
 }
 
 
@@ -511,6 +512,8 @@ def report(results: dict[str, Any]) -> None:
          f"{g['kernel_s'] / g['deps_s']:.2f}x deps"),
         ("    from sorna_sdk import * (all names)", ms(g["everything_s"]),
          f"{g['everything_s'] / g['deps_s']:.2f}x deps"),
+        ("    import sorna_sdk.cli (sorna --help)", ms(g["cli_s"]),
+         f"{g['cli_s'] / g['deps_s']:.2f}x deps"),
         ("(h) first AsyncSession call, aiohttp", ms(h["aiohttp_s"]), "fresh process, median of 5"),
         ("    first AsyncSession call, httpx's pool", ms(h["httpx_s"]), ""),
     ]  # fmt: skip

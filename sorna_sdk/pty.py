@@ -48,6 +48,13 @@ def _checked_frame(frame: str) -> str:
         raise InvalidArgumentError(f"not a PTY client frame: {frame[:80]!r}") from exc
 
 
+def _resize_frame(rows: int, cols: int) -> str:
+    for name, value in (("rows", rows), ("cols", cols)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise InvalidArgumentError(f"{name} must be an integer from 1 to 65535, got {value!r}")
+    return ResizeFrame(rows=rows, cols=cols).encode()
+
+
 def _stdin(dialect: Dialect, data: bytes | str) -> str:
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     return dialect.encode_pty_input(raw)
@@ -106,8 +113,8 @@ class StreamPty(_PtyBase):
         await self._send(_checked_frame(frame))
 
     async def resize(self, rows: int, cols: int) -> None:
-        """Set the terminal size."""
-        await self._send(ResizeFrame(rows=rows, cols=cols).encode())
+        """Set the terminal size (1 to 65535 each; else :class:`InvalidArgumentError`)."""
+        await self._send(_resize_frame(rows, cols))
 
     async def ping(self) -> None:
         """Keep the kernel from idling out."""
@@ -196,8 +203,8 @@ class SyncStreamPty(_PtyBase):
         self._send(_checked_frame(frame))
 
     def resize(self, rows: int, cols: int) -> None:
-        """Set the terminal size."""
-        self._send(ResizeFrame(rows=rows, cols=cols).encode())
+        """Set the terminal size (1 to 65535 each; else :class:`InvalidArgumentError`)."""
+        self._send(_resize_frame(rows, cols))
 
     def ping(self) -> None:
         """Keep the kernel from idling out."""

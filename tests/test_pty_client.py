@@ -101,6 +101,8 @@ def test_sync_round_trip_frames_and_signed_handshake(pty_server: PtyServer) -> N
             pty.send("héllo")
             assert pty.read(timeout=5) == "héllo".encode()
             pty.resize(40, 132)
+            with pytest.raises(sorna_sdk.InvalidArgumentError, match="rows must be an integer"):
+                pty.resize(0, 80)  # what a terminal without a size reports
             pty.ping()
             pty.send_str('{"type": "resize", "rows": 10, "cols": 20}')
             with pytest.raises(sorna_sdk.InvalidArgumentError):

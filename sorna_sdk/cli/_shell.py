@@ -186,7 +186,8 @@ def _attach(
 
     def send_size() -> None:
         size = os.get_terminal_size(stdout_fd if os.isatty(stdout_fd) else stdin_fd)
-        pty.resize(size.lines, size.columns)
+        # A terminal that knows no size says 0 (script(1) on a pipe, serial consoles).
+        pty.resize(size.lines or 24, size.columns or 80)
 
     # The SIGWINCH handler only wakes the loop: sending from inside the handler could
     # deadlock on the connection's lock if the signal lands in the middle of a send().

@@ -54,10 +54,13 @@ def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def on_terminal(config: APIConfig, *args: str) -> tuple[subprocess.Popen[bytes], int, list[int]]:
-    """``sorna ARGS`` with a fresh pseudo-terminal as its controlling terminal."""
+def on_terminal(
+    config: APIConfig, *args: str, size: tuple[int, int] = (24, 80)
+) -> tuple[subprocess.Popen[bytes], int, list[int]]:
+    """``sorna ARGS`` with a fresh pseudo-terminal (``size`` rows, columns) as its
+    controlling terminal."""
     master, slave = os.openpty()
-    set_size(slave, 24, 80)
+    set_size(slave, *size)
     cooked = termios.tcgetattr(slave)
     env = {
         **os.environ,
@@ -115,6 +118,24 @@ def test_sorna_shell_is_usable_and_follows_resizes(sorna_config: APIConfig) -> N
         screen.type(b"\x1d")  # Ctrl-]: leave
         assert proc.wait(timeout=15) == 0
         assert termios.tcgetattr(master)[3] == cooked[3]  # the terminal is restored
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_a_terminal_without_a_size_gets_80x24(sorna_config: APIConfig) -> None:
+    # script(1) with piped input, serial consoles and some CI runners report 0x0.
+    proc, master, _ = on_terminal(sorna_config, "shell", "bash", size=(0, 0))
+    screen = Screen(master)
+    try:
+        screen.expect(b"press Ctrl-] to leave")
+        screen.type(b"stty size\r")
+        screen.expect(b"24 80")
+        screen.type(b"exit\r")
+        assert proc.wait(timeout=15) == 0
+        assert b"Traceback" not in screen.seen
     finally:
         if proc.poll() is None:
             proc.kill()
