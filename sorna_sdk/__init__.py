@@ -67,6 +67,7 @@ if typing.TYPE_CHECKING:
     from .live import LiveRun as LiveRun
     from .live import OutputEvent as OutputEvent
     from .live import ResultEvent as ResultEvent
+    from .models import CompletionItem as CompletionItem
     from .models import Completions as Completions
     from .models import ConsoleItem as ConsoleItem
     from .models import DestroyResult as DestroyResult
@@ -74,11 +75,14 @@ if typing.TYPE_CHECKING:
     from .models import FileEntry as FileEntry
     from .models import FileList as FileList
     from .models import KernelInfo as KernelInfo
+    from .models import MediaItem as MediaItem
+    from .models import ResultItem as ResultItem
     from .models import RunError as RunError
     from .models import SessionEvent as SessionEvent
     from .models import SessionInfo as SessionInfo
     from .models import SessionStatus as SessionStatus
     from .models import SornaKernelInfo as SornaKernelInfo
+    from .models import TextItem as TextItem
     from .pty import StreamPty as StreamPty
     from .pty import SyncStreamPty as SyncStreamPty
     from .session import AsyncSession as AsyncSession
@@ -99,6 +103,7 @@ __all__ = [
     "AsyncSession",
     "AuthenticationError",
     "BadRequestError",
+    "CompletionItem",
     "Completions",
     "ConfigurationError",
     "ConsoleItem",
@@ -130,6 +135,7 @@ __all__ = [
     "KernelRestartFailedError",
     "LiveEvent",
     "LiveRun",
+    "MediaItem",
     "NotFoundError",
     "NotImplementedByServerError",
     "OutputEvent",
@@ -139,6 +145,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ResultEvent",
+    "ResultItem",
     "RunError",
     "SchedulingFailedError",
     "ServiceUnavailableError",
@@ -155,6 +162,7 @@ __all__ = [
     "SyncEventStream",
     "SyncExecuteStream",
     "SyncStreamPty",
+    "TextItem",
     "UnsupportedAPIVersionError",
     "UnsupportedOperationError",
     "__version__",
@@ -221,6 +229,10 @@ _LAZY = {
     "ResultEvent": ".live",
     "Completions": ".models",
     "ConsoleItem": ".models",
+    "TextItem": ".models",
+    "ResultItem": ".models",
+    "MediaItem": ".models",
+    "CompletionItem": ".models",
     "DestroyResult": ".models",
     "ExecutionResult": ".models",
     "FileEntry": ".models",

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeAlias
 
 from .exceptions import ExecutionError
-from .models import ConsoleItem, ExecutionResult
+from .models import ConsoleItem, ExecutionResult, TextItem
 
 __all__ = ["InputSource", "RunState", "input_lines"]
 
@@ -48,11 +48,12 @@ class RunState:
         for item in result.console:
             previous = self._console[-1] if self._console else None
             if (
-                previous is not None
+                isinstance(item, TextItem)
+                and isinstance(previous, TextItem)
                 and item.type in ("stdout", "stderr")
                 and previous.type == item.type
             ):
-                self._console[-1] = ConsoleItem(item.type, previous.data + item.data)
+                self._console[-1] = TextItem(item.type, previous.data + item.data)
             else:
                 self._console.append(item)
 

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import httpx
 
@@ -304,7 +304,7 @@ class APIStatusError(SornaError):
     def agent_details(self) -> Mapping[str, Any] | None:
         """The ``agent-details`` object of agent-side failures, if any."""
         details = (self.problem or {}).get("agent-details")
-        return details if isinstance(details, Mapping) else None
+        return cast("Mapping[str, Any]", details) if isinstance(details, Mapping) else None
 
 
 class BadRequestError(APIStatusError):
@@ -335,7 +335,11 @@ class SessionAlreadyExistsError(BadRequestError):
     def existing_session_id(self) -> str | None:
         """The id of the session that already has the name, when the server said."""
         data = self.data
-        value = data.get("existingSessionId") if isinstance(data, Mapping) else None
+        value = (
+            cast("Mapping[str, object]", data).get("existingSessionId")
+            if isinstance(data, Mapping)
+            else None
+        )
         return value if isinstance(value, str) else None
 
 
@@ -564,10 +568,10 @@ def build_error(
 def parse_problem(body: bytes) -> dict[str, Any] | None:
     """The JSON object of an error body, or ``None`` (HTML from a proxy, empty, ...)."""
     try:
-        parsed = json.loads(body)
+        parsed: object = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    return parsed if isinstance(parsed, dict) else None
+    return cast("dict[str, Any]", parsed) if isinstance(parsed, dict) else None
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -106,8 +106,11 @@ class OutputEvent:
     """One console item, as soon as it arrived; ``index`` is its position in the run."""
 
     item: ConsoleItem
+    """The console item (``item.type``, ``item.data``, ``item.text``...)."""
     index: int
+    """The item's position in the run's console, from 0."""
     kind: Literal["output"] = "output"
+    """Always ``"output"``: tells the events of a live run apart."""
 
 
 class InputRequest:
@@ -118,14 +121,22 @@ class InputRequest:
     """
 
     kind: Literal["input"] = "input"
+    """Always ``"input"``: tells the events of a live run apart."""
+    result: ExecutionResult
+    """The ``waiting-input`` answer of the server."""
+    prompt: str
+    """The text printed just before the program asked (already delivered as output)."""
+    is_password: bool
+    """Whether the entry should be hidden (``getpass``)."""
+    answer: str | None
+    """The line given to :meth:`reply` (``None`` until then)."""
 
     def __init__(self, result: ExecutionResult) -> None:
         self.result = result
         last = result.console[-1] if result.console else None
-        self.prompt: str = last.data if last is not None and last.type == "stdout" else ""
-        self.is_password: bool = result.is_password
-        #: The line given to :meth:`reply` (``None`` until then).
-        self.answer: str | None = None
+        self.prompt = last.data if last is not None and last.type == "stdout" else ""
+        self.is_password = result.is_password
+        self.answer = None
 
     def __repr__(self) -> str:
         return f"<InputRequest prompt={self.prompt!r} is_password={self.is_password}>"
@@ -144,7 +155,9 @@ class ResultEvent:
     """The run is over: ``result`` holds its whole console and final status."""
 
     result: ExecutionResult
+    """The whole run: every console item, the final status, ``exit_code`` and ``error``."""
     kind: Literal["result"] = "result"
+    """Always ``"result"``: tells the events of a live run apart."""
 
 
 #: What iterating a live run yields.

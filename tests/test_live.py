@@ -235,7 +235,7 @@ def test_websocket_resume_frame_and_no_repeats(stream_server: ScriptedStream) ->
     with Session(config(endpoint=stream_server.endpoint, version=V2)) as session:
         seen: list[str] = []
         final = Kernel("k-1", session=session).run(
-            "print('a')", on_output=lambda item: seen.append(item.data)
+            "print('a')", on_output=lambda item: seen.append(item.text)
         )
     assert stream_server.paths == ["/v2/stream/kernel/k-1/execute"] * 2
     assert json.loads(stream_server.received[0][0]) == {

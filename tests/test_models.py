@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,17 +12,21 @@ from pydantic import ValidationError
 from sorna_sdk.models import (
     AuthorizeResponse,
     BatchRequest,
+    CompletionItem,
     ConsoleItem,
     CreateKernelRequest,
     ExecutionResult,
     KernelCreated,
     KernelInfo,
     Limits,
+    MediaItem,
     OutFrame,
     ProblemDetails,
     QueryRequest,
     ResizeFrame,
     StdinFrame,
+    TextItem,
+    console_item,
     decode_client_frame,
     decode_server_frame,
 )
@@ -51,7 +56,10 @@ def test_execution_result_from_spec_json_has_wire_view_and_typed_view() -> None:
     assert result["status"] == "finished"
     assert result["options"] is None
     assert result["files"] == []
-    assert result.console[0] == ConsoleItem("stdout", "hello\n")
+    assert result.console[0] == TextItem("stdout", "hello\n")
+    wire_pair: object = result["console"][0]
+    assert result.console[0] == ("stdout", "hello\n")
+    assert result.console[0] == wire_pair
     assert result.console[0].type == "stdout" and result.console[0].data == "hello\n"
     kind, data = result.console[1]
     assert (kind, data) == ("stderr", "...")
@@ -74,7 +82,38 @@ def test_media_and_completion_items() -> None:
         }
     )
     assert result["console"] == [["media", ["image/png", "iVBOR"]], ["completion", ["abs", "all"]]]
-    assert result.console[0].data == ["image/png", "iVBOR"]
+    media, completion = result.console
+    assert isinstance(media, MediaItem) and media.data == ("image/png", "iVBOR")
+    assert media == ["media", ["image/png", "iVBOR"]]  # equal to its wire pair
+    assert isinstance(completion, CompletionItem) and completion.data == ["abs", "all"]
+    assert isinstance(media, ConsoleItem) and isinstance(completion, ConsoleItem)
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        (["stdout", 3], "stdout data must be a string"),
+        (["media", ["image/png"]], "media data must be a [mime_type, payload] pair"),
+        (["media", "image/png"], "media data must be a [mime_type, payload] pair"),
+        (["completion", ["a", 1]], "completion data must be a list of strings"),
+        (["result", "x"], "result data must be a MIME bundle"),
+        (["beep", "x"], "unknown console item kind 'beep'"),
+        (["stdout"], "a console item is a [kind, data] pair"),
+    ],
+)
+def test_malformed_console_items_are_validation_errors(pair: list[object], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ExecutionResult.model_validate({"status": "finished", "console": [pair]})
+
+
+def test_console_item_builds_the_typed_item_of_a_wire_pair() -> None:
+    assert console_item("log", "note") == TextItem("log", "note")
+    assert console_item("media", ["image/svg+xml", "<svg/>"]).data == ("image/svg+xml", "<svg/>")
+    value = console_item("result", {"text/plain": "1", "application/json": {"a": 1}})
+    assert value.data == {"text/plain": "1", "application/json": '{"a": 1}'}
+    assert hash(console_item("stdout", "x")) == hash(TextItem("stdout", "x"))
+    with pytest.raises(ValueError, match="html data must be a string"):
+        console_item("html", None)
 
 
 def test_unknown_fields_are_kept_and_reachable() -> None:
@@ -202,7 +241,7 @@ def test_media_items_are_typed_and_saved(tmp_path: Path) -> None:
     # The dict-style view and unpacking stay as the 2017 client had them.
     assert result["console"][1] == ["media", ["image/png", PNG]]
     kind, data = result.console[1]
-    assert (kind, data) == ("media", ["image/png", PNG])
+    assert (kind, data) == ("media", ("image/png", PNG))
     with pytest.raises(ValueError):
         result.console[0].bytes("image/png")
 

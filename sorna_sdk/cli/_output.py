@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -25,23 +25,26 @@ class Printer:
 
     def console(self, items: list[ConsoleItem]) -> None:
         """Write one result's console: stdout and stderr verbatim, other kinds as notes."""
-        for kind, data in items:
+        for item in items:
             self.clear_progress()
-            if kind == "stdout":
-                self.stdout.write(data)
+            if item.type == "stdout":
+                self.stdout.write(item.data)
                 self.stdout.flush()
-            elif kind == "stderr":
-                self.stderr.write(data)
+            elif item.type == "stderr":
+                self.stderr.write(item.data)
                 self.stderr.flush()
-            elif kind == "media":
-                mime, payload = [*list(data), "", ""][:2]
-                self.note(f"[{mime} output, {len(str(payload))} characters of base64]")
-            elif kind == "html":
-                self.note(f"[html output, {len(str(data))} characters]")
-            elif kind == "log":
-                self.note(f"[log] {data}".rstrip("\n"))
-            elif kind == "completion":
-                self.stdout.write("\n".join(map(str, data)) + "\n")
+            elif item.type == "media":
+                mime, payload = item.data
+                self.note(f"[{mime} output, {len(payload)} characters of base64]")
+            elif item.type == "html":
+                self.note(f"[html output, {len(item.data)} characters]")
+            elif item.type == "log":
+                self.note(f"[log] {item.data}".rstrip("\n"))
+            elif item.type == "completion":
+                self.stdout.write("".join(f"{candidate}\n" for candidate in item.data))
+            else:  # the value of the last expression
+                self.stdout.write(f"{item.text}\n")
+                self.stdout.flush()
 
     def note(self, text: str) -> None:
         """A status line on stderr, unless ``--quiet``."""
@@ -55,7 +58,7 @@ class Printer:
         print(f"sorna: error: {text}", file=self.stderr, flush=True)
 
     @contextmanager
-    def progress(self, text: str) -> Iterator[None]:
+    def progress(self, text: str) -> Generator[None, None, None]:
         """Show ``text`` on stderr while the block runs, only on a terminal."""
         self.show_progress(text)
         try:

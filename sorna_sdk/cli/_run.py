@@ -215,7 +215,7 @@ def _loop(
                 return live.result_or_raise()
             if isinstance(event, OutputEvent) and not as_json:
                 if _is_password_prompt(live, event):
-                    prompt[0] = event.item.data
+                    prompt[0] = event.item.text
                 else:
                     printer.console([event.item])
             last = live.last

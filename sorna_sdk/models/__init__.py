@@ -9,6 +9,7 @@ from .execution import BatchRequest as BatchRequest
 from .execution import CompleteOptions as CompleteOptions
 from .execution import CompleteOptionsDict as CompleteOptionsDict
 from .execution import CompleteRequest as CompleteRequest
+from .execution import CompletionItem as CompletionItem
 from .execution import ConsoleItem as ConsoleItem
 from .execution import ConsoleKind as ConsoleKind
 from .execution import ExecMode as ExecMode
@@ -16,9 +17,16 @@ from .execution import ExecuteRequest as ExecuteRequest
 from .execution import ExecutionResult as ExecutionResult
 from .execution import ExecutionStatus as ExecutionStatus
 from .execution import FigureFormat as FigureFormat
+from .execution import MediaItem as MediaItem
 from .execution import QueryOptions as QueryOptions
 from .execution import QueryRequest as QueryRequest
+from .execution import ResultFile as ResultFile
+from .execution import ResultItem as ResultItem
+from .execution import ResultOptions as ResultOptions
 from .execution import RunError as RunError
+from .execution import TextItem as TextItem
+from .execution import WireConsoleData as WireConsoleData
+from .execution import console_item as console_item
 from .kernel import AuthorizeResponse as AuthorizeResponse
 from .kernel import CreateKernelRequest as CreateKernelRequest
 from .kernel import DestroyResult as DestroyResult
@@ -60,6 +68,7 @@ __all__ = [
     "CompleteOptions",
     "CompleteOptionsDict",
     "CompleteRequest",
+    "CompletionItem",
     "Completions",
     "ConsoleItem",
     "ConsoleKind",
@@ -77,6 +86,7 @@ __all__ = [
     "KernelCreated",
     "KernelInfo",
     "Limits",
+    "MediaItem",
     "OutFrame",
     "PingFrame",
     "ProblemDetails",
@@ -86,6 +96,9 @@ __all__ = [
     "ResizeFrame",
     "ResourceSlots",
     "RestartFrame",
+    "ResultFile",
+    "ResultItem",
+    "ResultOptions",
     "RunError",
     "ServerFrame",
     "ServicePort",
@@ -98,6 +111,9 @@ __all__ = [
     "SornaModel",
     "StdinFrame",
     "TERMINAL_STATUSES",
+    "TextItem",
+    "WireConsoleData",
+    "console_item",
     "decode_client_frame",
     "decode_server_frame",
 ]

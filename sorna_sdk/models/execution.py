@@ -5,11 +5,22 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import json
 import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypeAlias, overload
+from typing import Annotated, Any, Literal, TypeAlias, cast, overload
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from ._base import RequestModel, SornaModel
@@ -22,6 +33,7 @@ __all__ = [
     "CompleteOptions",
     "CompleteOptionsDict",
     "CompleteRequest",
+    "CompletionItem",
     "ConsoleItem",
     "ConsoleKind",
     "ExecMode",
@@ -29,10 +41,17 @@ __all__ = [
     "ExecutionResult",
     "ExecutionStatus",
     "FigureFormat",
+    "MediaItem",
     "QueryOptions",
     "QueryRequest",
+    "ResultFile",
+    "ResultItem",
+    "ResultOptions",
     "RunError",
     "TERMINAL_STATUSES",
+    "TextItem",
+    "WireConsoleData",
+    "console_item",
 ]
 
 ExecMode: TypeAlias = Literal["query", "batch", "complete"]
@@ -61,32 +80,47 @@ def _is_binary(mime: str) -> bool:
     return not (mime.startswith("text/") or mime.endswith(("+xml", "/json", "/javascript")))
 
 
-class ConsoleItem(NamedTuple):
-    """One console entry. Unpacks like the old pair: ``kind, data = item``.
+class _ConsoleItemBase:
+    """What every console item offers, whatever its kind (see :data:`ConsoleItem`)."""
 
-    ``data`` is the wire value: text for ``stdout``/``stderr``/``html``/``log``, a
-    ``[mime_type, payload]`` pair for ``media``, a list of candidates for ``completion``
-    and a MIME bundle (``{"text/plain": ..., "image/png": ...}``) for ``result`` (the value
-    of the last expression). :attr:`mime_type`, :attr:`payload`, :meth:`bytes` and
-    :meth:`save` read any of them the same way.
-    """
+    __slots__ = ()
 
-    type: ConsoleKind
-    data: Any
+    def _pair(self) -> tuple[ConsoleKind, object]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self._pair())
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> object:
+        return self._pair()[index]
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to another item of the same kind and data, and to the wire pair
+        # (``item == ("stdout", "hi\n")``, ``["stdout", "hi\n"]``), as the NamedTuple was.
+        if isinstance(other, _ConsoleItemBase):
+            return self._pair() == other._pair()
+        if isinstance(other, (tuple, list)):
+            return list(self._pair()) == _wire_pair(cast("Sequence[object]", other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(repr(self._pair()))
 
     @property
     def bundle(self) -> dict[str, str]:
         """The item as ``{mime_type: payload}`` (binary payloads base64-encoded)."""
-        kind, data = self.type, self.data
-        if kind == "media" and isinstance(data, (list, tuple)) and len(data) >= 2:
-            return {str(data[0]): data[1] if isinstance(data[1], str) else str(data[1])}
-        if kind == "result" and isinstance(data, dict):
-            return {str(key): value for key, value in data.items() if isinstance(value, str)}
-        if kind == "html" and isinstance(data, str):
-            return {"text/html": data}
-        if kind in _TEXT_KINDS and isinstance(data, str):
-            return {"text/plain": data}
-        return {}
+        kind, data = self._pair()
+        if isinstance(data, tuple):  # media: (mime_type, payload)
+            mime, payload = cast("tuple[str, str]", data)
+            return {mime: payload}
+        if isinstance(data, dict):  # result: a MIME bundle
+            return dict(cast("dict[str, str]", data))
+        if isinstance(data, str):
+            return {"text/html" if kind == "html" else "text/plain": data}
+        return {}  # completion
 
     @property
     def mime_type(self) -> str | None:
@@ -108,7 +142,7 @@ class ConsoleItem(NamedTuple):
     def text(self) -> str:
         """The item as text: the output itself, a bundle's ``text/plain``, an SVG or HTML."""
         bundle = self.bundle
-        if self.type == "result" and "text/plain" in bundle:
+        if self._pair()[0] == "result" and "text/plain" in bundle:
             return bundle["text/plain"]
         payload = self.payload
         mime = self.mime_type
@@ -127,7 +161,7 @@ class ConsoleItem(NamedTuple):
         bundle = self.bundle
         mime = mime_type if mime_type is not None else self.mime_type
         if mime is None or mime not in bundle:
-            raise ValueError(f"the {self.type} item has no {mime_type or 'content'}")
+            raise ValueError(f"the {self._pair()[0]} item has no {mime_type or 'content'}")
         payload = bundle[mime]
         if not _is_binary(mime):
             return payload.encode("utf-8")
@@ -141,6 +175,138 @@ class ConsoleItem(NamedTuple):
         target = Path(path)
         target.write_bytes(self.bytes(mime_type))
         return target
+
+
+def _wire_pair(pair: Sequence[object]) -> list[object]:
+    # A media pair compares equal whether written as a list (JSON) or a tuple.
+    return [
+        tuple(cast("list[object]", value)) if isinstance(value, list) else value for value in pair
+    ]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TextItem(_ConsoleItemBase):
+    """Program output as text: ``stdout``, ``stderr``, ``log`` or ``html``."""
+
+    type: Literal["stdout", "stderr", "log", "html"]
+    """Which stream: ``stdout``, ``stderr``, ``log`` (server notes) or ``html``."""
+    data: str
+    """The text (HTML markup for ``html``)."""
+
+    def _pair(self) -> tuple[ConsoleKind, object]:
+        return self.type, self.data
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MediaItem(_ConsoleItemBase):
+    """A rich output such as an image: ``data`` is ``(mime_type, payload)``."""
+
+    type: Literal["media"]
+    """Always ``"media"``."""
+    data: tuple[str, str]
+    """``(mime_type, payload)``; the payload is base64 for binary types (``image/png``)."""
+
+    def _pair(self) -> tuple[ConsoleKind, object]:
+        return self.type, self.data
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompletionItem(_ConsoleItemBase):
+    """The candidates of complete mode."""
+
+    type: Literal["completion"]
+    """Always ``"completion"``."""
+    data: list[str]
+    """The completion candidates, best first."""
+
+    def _pair(self) -> tuple[ConsoleKind, object]:
+        return self.type, self.data
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ResultItem(_ConsoleItemBase):
+    """The value of the last expression (``run(last_value=True)``) as a MIME bundle."""
+
+    type: Literal["result"]
+    """Always ``"result"``."""
+    data: dict[str, str]
+    """``{mime_type: payload}``: ``text/plain`` always, ``image/png``, ``text/html``..."""
+
+    def _pair(self) -> tuple[ConsoleKind, object]:
+        return self.type, self.data
+
+
+#: One console entry; ``item.type`` tells the kind and so the type of ``item.data``:
+#: ``str`` for :class:`TextItem` (``stdout``, ``stderr``, ``log``, ``html``), a
+#: ``(mime_type, payload)`` pair for :class:`MediaItem`, a list of candidates for
+#: :class:`CompletionItem`, a MIME bundle for :class:`ResultItem`. Unpacks like the old
+#: pair (``kind, data = item``) and equals it (``item == ("stdout", "hi\n")``).
+ConsoleItem: TypeAlias = TextItem | MediaItem | CompletionItem | ResultItem
+
+
+TextKind: TypeAlias = Literal["stdout", "stderr", "log", "html"]
+_TEXT_ITEM_KINDS: dict[str, TextKind] = {
+    "stdout": "stdout",
+    "stderr": "stderr",
+    "log": "log",
+    "html": "html",
+}
+
+
+def console_item(kind: str, data: object) -> ConsoleItem:
+    """The item of a wire pair (``"stdout", "hi\n"``); ``ValueError`` names what is wrong."""
+    text_kind = _TEXT_ITEM_KINDS.get(kind)
+    if text_kind is not None:
+        if isinstance(data, str):
+            return TextItem(text_kind, data)
+        raise ValueError(f"{kind} data must be a string, got {type(data).__name__}")
+    if kind == "media":
+        if isinstance(data, (list, tuple)):
+            pair = cast("Sequence[object]", data)
+            if len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str):
+                return MediaItem("media", (pair[0], pair[1]))
+        raise ValueError("media data must be a [mime_type, payload] pair of strings")
+    if kind == "completion":
+        if isinstance(data, list):
+            candidates = cast("list[object]", data)
+            if all(isinstance(candidate, str) for candidate in candidates):
+                return CompletionItem("completion", cast("list[str]", candidates))
+        raise ValueError("completion data must be a list of strings")
+    if kind == "result":
+        if isinstance(data, dict):
+            bundle = cast("dict[object, object]", data)
+            return ResultItem(
+                "result",
+                {
+                    str(mime): value if isinstance(value, str) else json.dumps(value)
+                    for mime, value in bundle.items()
+                },
+            )
+        raise ValueError("result data must be a MIME bundle (an object)")
+    raise ValueError(f"unknown console item kind {kind!r}")
+
+
+def _item_from_wire(value: object) -> ConsoleItem:
+    if isinstance(value, _ConsoleItemBase):
+        return cast("ConsoleItem", value)
+    if isinstance(value, (list, tuple)):
+        pair = cast("Sequence[object]", value)
+        if len(pair) == 2 and isinstance(pair[0], str):
+            return console_item(pair[0], pair[1])
+    raise ValueError("a console item is a [kind, data] pair")
+
+
+def _item_to_wire(item: ConsoleItem) -> list[object]:
+    kind, data = item._pair()
+    return [kind, list(cast("tuple[str, str]", data)) if isinstance(data, tuple) else data]
+
+
+#: ``list[ConsoleItem]`` as pydantic reads and writes it: wire pairs, one function call each.
+_WireItem = Annotated[
+    ConsoleItem,
+    PlainValidator(_item_from_wire),
+    PlainSerializer(_item_to_wire, return_type=list[object]),
+]
 
 
 class RunError(SornaModel):
@@ -159,6 +325,24 @@ class RunError(SornaModel):
         return f"{self.name}: {self.value}" if self.value else self.name
 
 
+@with_config(ConfigDict(extra="allow"))
+class ResultOptions(TypedDict, total=False):
+    """``options`` of a result: what the SDK reads, plus whatever else the server sent
+    (kept, as on the wire)."""
+
+    is_password: bool
+    """``waiting-input``: the program asks for a hidden entry (``getpass``)."""
+    exitCode: int
+    """The program's exit status (Sorna v2 failed queries; :attr:`ExecutionResult.exit_code`
+    reads it)."""
+
+
+#: ``result["console"]``'s pairs on the wire: ``[kind, data]``.
+WireConsoleData: TypeAlias = str | list[str] | dict[str, str]
+#: An entry of ``files``: a file name (Sorna), or a server's description of one.
+ResultFile: TypeAlias = str | dict[str, object]
+
+
 class ExecutionResult(SornaModel):
     """The result of one execute call.
 
@@ -169,29 +353,37 @@ class ExecutionResult(SornaModel):
     """
 
     status: ExecutionStatus
-    console: list[ConsoleItem] = Field(default_factory=list)
-    options: dict[str, Any] | None = None
-    files: list[Any] = Field(default_factory=list)
+    """Where the run stands: ``finished``, ``continued`` (call again with ``code=""``),
+    ``waiting-input`` (send a line), ``build-finished``, ``exec-timeout``..."""
+    console: list[_WireItem] = Field(default_factory=list[ConsoleItem])
+    """The output of this answer, in order; ``item.type`` tells the type of ``item.data``."""
+    options: ResultOptions | None = None
+    """Server data about the answer: ``is_password`` when waiting for input, ``exitCode``."""
+    files: list[ResultFile] = Field(default_factory=list[ResultFile])
+    """Output files the run produced (names), where the server reports them."""
     run_id: str | None = None
+    """The run's id on servers that track runs (Backend.AI, local gateway)."""
     exit_code: int | None = None
+    """The program's exit status once the run is over; ``None`` if the server did not say."""
     offset: int | None = None
-    #: The ``error`` the server sent (local gateway); :attr:`error` also derives one.
+    """Local gateway: the index within the run of this answer's first console item."""
     reported_error: RunError | None = Field(default=None, alias="error")
+    """The ``error`` the server sent (local gateway); :attr:`error` also derives one."""
 
     @overload
-    def __getitem__(self, key: Literal["console"]) -> list[list[Any]]: ...
+    def __getitem__(self, key: Literal["console"]) -> list[list[WireConsoleData]]: ...
     @overload
     def __getitem__(self, key: Literal["status"]) -> ExecutionStatus: ...
     @overload
-    def __getitem__(self, key: Literal["options"]) -> dict[str, Any] | None: ...
+    def __getitem__(self, key: Literal["options"]) -> ResultOptions | None: ...
     @overload
-    def __getitem__(self, key: Literal["files"]) -> list[Any]: ...
+    def __getitem__(self, key: Literal["files"]) -> list[ResultFile]: ...
     @overload
     def __getitem__(self, key: Literal["runId"]) -> str | None: ...
     @overload
     def __getitem__(self, key: Literal["exitCode"]) -> int | None: ...
     @overload
-    def __getitem__(self, key: Literal["error"]) -> dict[str, Any] | None: ...
+    def __getitem__(self, key: Literal["error"]) -> dict[str, str | list[str]] | None: ...
     @overload
     def __getitem__(self, key: str) -> Any: ...
     def __getitem__(self, key: str) -> Any:

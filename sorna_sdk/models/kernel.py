@@ -95,7 +95,8 @@ class SornaKernelInfo(KernelInfo):
     ) -> int: ...
     @overload
     def __getitem__(self, key: str) -> Any: ...
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
+        # Each overload of KernelInfo's has a wider one here; mypy agrees, pyright does not.
         return super().__getitem__(key)
 
 

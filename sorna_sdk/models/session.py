@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, cast
 
 from pydantic import BeforeValidator, Field, JsonValue, model_validator
 
@@ -77,7 +77,8 @@ def _slots(value: Any) -> Any:
     if not isinstance(decoded, dict):
         return decoded
     try:
-        return {str(key): Decimal(str(amount)) for key, amount in decoded.items()}
+        slots = cast("dict[object, object]", decoded)
+        return {str(key): Decimal(str(amount)) for key, amount in slots.items()}
     except (InvalidOperation, ValueError):
         return value
 
@@ -93,9 +94,10 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
+        mapping = cast("dict[object, object]", value)
+        return {key: _jsonable(item) for key, item in mapping.items()}
     if isinstance(value, list):
-        return [_jsonable(item) for item in value]
+        return [_jsonable(item) for item in cast("list[object]", value)]
     return value
 
 
@@ -126,7 +128,7 @@ class ServicePort(SornaModel):
 
     name: str
     protocol: str | None = None
-    ports: list[int] = Field(default_factory=list)
+    ports: list[int] = Field(default_factory=list[int])
     host_ports: list[int | None] | None = Field(default=None, alias="host_ports")
     container_ports: list[int] | None = Field(default=None, alias="container_ports")
 
@@ -204,7 +206,9 @@ class FileEntry(SornaModel):
 class FileList(SornaModel):
     """A folder listing: its entries, the absolute path listed, and any error text."""
 
-    files: Annotated[list[FileEntry], BeforeValidator(_file_list)] = Field(default_factory=list)
+    files: Annotated[list[FileEntry], BeforeValidator(_file_list)] = Field(
+        default_factory=list[FileEntry]
+    )
     abspath: str | None = None
     errors: str | None = None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from typing_extensions import assert_type
 
@@ -22,14 +21,24 @@ from sorna_sdk import (
     Kernel,
     KernelInfo,
     KernelNotFoundError,
+    MediaItem,
     SchedulingFailedError,
     Session,
     SessionEvent,
     SessionInfo,
     SessionStatus,
     SornaError,
+    TextItem,
 )
-from sorna_sdk.models import ConsoleKind, CreateStatus, ExecutionStatus, FileEntry
+from sorna_sdk.models import (
+    ConsoleKind,
+    CreateStatus,
+    ExecutionStatus,
+    FileEntry,
+    ResultFile,
+    ResultOptions,
+    WireConsoleData,
+)
 
 
 def readme_sync() -> None:
@@ -47,19 +56,35 @@ async def readme_async() -> None:
 
 
 def precise_types(result: ExecutionResult, info: KernelInfo) -> None:
-    assert_type(result["console"], list[list[Any]])
+    assert_type(result["console"], list[list[WireConsoleData]])
     assert_type(result.console, list[ConsoleItem])
     assert_type(result.console[0].type, ConsoleKind)
     assert_type(result["status"], ExecutionStatus)
     assert_type(result.status, ExecutionStatus)
-    assert_type(result["options"], dict[str, Any] | None)
-    assert_type(result["files"], list[Any])
+    assert_type(result["options"], ResultOptions | None)
+    assert_type(result["files"], list[ResultFile])
     assert_type(info["numQueriesExecuted"], int)
     assert_type(info.num_queries_executed, int)
     assert_type(info["lang"], str)
-    kind, data = result.console[0]
-    assert_type(kind, ConsoleKind)
-    assert_type(data, Any)
+    item = result.console[0]
+    kind, data = item  # the old pair still unpacks (untyped: prefer .type and .data)
+    assert_type(kind, object)
+    assert_type(data, object)
+    # The kind determines the type of the data.
+    if item.type == "media":
+        assert_type(item, MediaItem)
+        mime, payload = item.data
+        assert_type(mime, str)
+        assert_type(payload, str)
+    elif item.type == "completion":
+        assert_type(item.data, list[str])
+    elif item.type == "result":
+        assert_type(item.data, dict[str, str])
+    else:
+        assert_type(item, TextItem)
+        assert_type(item.data, str)
+    assert_type(item.text, str)
+    assert_type(item.bytes(), bytes)
 
 
 def with_sessions() -> None:
