@@ -92,8 +92,10 @@ def _retry_delay(sse_retry: int | None, failures: int) -> float:
 
 class _EventStreamBase:
     def __init__(self, target: EventsTarget, *, reconnect: bool) -> None:
-        self.target = target
-        self.reconnect = reconnect
+        self.target: EventsTarget = target
+        """The session whose events are listened to (its id and name)."""
+        self.reconnect: bool = reconnect
+        """Whether a dropped stream is opened again (with ``Last-Event-ID``)."""
         self._closed = False
         self._retry: int | None = None
 

@@ -36,9 +36,10 @@ class _StreamBase:
     """State shared by both execute streams."""
 
     def __init__(self, kernel_id: str) -> None:
-        self.kernel_id = kernel_id
-        #: The last frame received (``None`` before the first).
+        self.kernel_id: str = kernel_id
+        """The kernel the run executes in."""
         self.last: ExecutionResult | None = None
+        """The last frame received (``None`` before the first)."""
 
     def __repr__(self) -> str:
         state = self.last.status if self.last is not None else "started"
