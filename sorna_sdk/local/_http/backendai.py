@@ -20,6 +20,7 @@ from aiohttp import MultipartWriter, web
 
 from ..._dialects.backendai import NEWEST
 from ..._version import __version__
+from .._json import is_array, is_object, str_list
 from .._runtime.errors import GatewayProblem, KernelNotFound, SessionExists, UnknownLanguage
 from .._runtime.languages import resolve_image
 from .._runtime.registry import normal_id
@@ -130,13 +131,13 @@ class BackendAIRoutes:
 
     async def auth_test(self, request: web.Request) -> web.StreamResponse:
         body = current().body
-        echo: Any = request.query.get("echo", "")
+        echo: object = request.query.get("echo", "")
         if body.strip():
             try:
                 data = loads(body)
             except ValueError:
                 raise params_problem("the body must be a JSON object") from None
-            if not isinstance(data, dict):
+            if not is_object(data):
                 raise params_problem("the body must be a JSON object")
             echo = data.get("echo", echo)
         return json_response({"authorized": "yes", "echo": echo})
@@ -262,8 +263,8 @@ class BackendAIRoutes:
         code = _optional_str(data, "code")
         options = _options(data, complete=True)
         result = await kernel.execute("complete", code, options)
-        found: Any = next((data for kind, data in result.console if kind == "completion"), [])
-        suggestions = [item for item in found if isinstance(item, str)] if found else []
+        found = next((data for kind, data in result.console if kind == "completion"), None)
+        suggestions = [item for item in found if isinstance(item, str)] if is_array(found) else []
         return json_response({"result": {"status": "finished", "suggestions": suggestions}})
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
@@ -276,12 +277,12 @@ class BackendAIRoutes:
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         kernel = await self._kernel(request)
-        paths = request.query.getall("files", [])
+        paths: list[str] = request.query.getall("files", [])
         if not paths:
             body = current().body
             if body.strip():  # older clients: {"files": [...]} in the body
-                listed = json_object(body).get("files")
-                if isinstance(listed, list) and all(isinstance(p, str) for p in listed):
+                listed = str_list(json_object(body).get("files"))
+                if listed is not None:
                     paths = listed
         if not paths or any(not isinstance(p, str) or not p for p in paths):
             raise params_problem("name the files to download: ?files=a&files=b (. for all)")
@@ -398,7 +399,7 @@ def _options(data: dict[str, Any], *, complete: bool) -> dict[str, Any] | None:
     options = data.get("options")
     if options is None:
         return None
-    if not isinstance(options, dict):
+    if not is_object(options):
         raise params_problem("options must be an object or null")
     if complete:
         for key, kind in (("row", int), ("col", int), ("line", str), ("post", str)):
@@ -452,10 +453,10 @@ def _create_spec(data: dict[str, Any]) -> _CreateSpec:
         max_wait = 0
     if isinstance(max_wait, bool) or not isinstance(max_wait, int) or not 0 <= max_wait <= 86400:
         raise params_problem("maxWaitSeconds must be an integer from 0 to 86400")
-    config = data.get("config")
+    config: object = data.get("config")
     if config is None:
         config = {}
-    if not isinstance(config, dict):
+    if not is_object(config):
         raise params_problem("config must be an object")
     size = _first(data, "clusterSize", "cluster_size")
     size = config.get("clusterSize", 1) if size is None else size
@@ -486,10 +487,10 @@ def _create_spec(data: dict[str, Any]) -> _CreateSpec:
     )
 
 
-def _environ(value: Any) -> dict[str, str]:
+def _environ(value: object) -> dict[str, str]:
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if not is_object(value):
         raise params_problem("config.environ must be an object of strings")
     environ: dict[str, str] = {}
     for key, item in value.items():
@@ -499,10 +500,10 @@ def _environ(value: Any) -> dict[str, str]:
     return environ
 
 
-def _resources(value: Any) -> dict[str, str]:
+def _resources(value: object) -> dict[str, str]:
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if not is_object(value):
         raise params_problem("config.resources must be an object")
     resources: dict[str, str] = {}
     for slot, amount in value.items():

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
+from .._json import is_object
 from .._runtime.errors import GatewayProblem
 from .._runtime.results import RunResult
 from .problems import HttpProblem
@@ -146,7 +147,7 @@ async def _start(ws: web.WebSocketResponse, kernel: KernelHandle) -> _Start | No
         data = json.loads(message.data)
     except ValueError:
         data = None
-    if not isinstance(data, dict):
+    if not is_object(data):
         await _error(ws, "Invalid API parameters: the start frame must be a JSON object")
         return None
     mode = data.get("mode", "query")
@@ -163,7 +164,7 @@ async def _start(ws: web.WebSocketResponse, kernel: KernelHandle) -> _Start | No
     if mode not in ("query", "batch"):
         await _error(ws, f"Invalid API parameters: mode must be query or batch, not {mode!r}")
         return None
-    if not isinstance(code, str) or (options is not None and not isinstance(options, dict)):
+    if not isinstance(code, str) or (options is not None and not is_object(options)):
         await _error(ws, "Invalid API parameters: code must be a string, options an object")
         return None
     return mode, code, options, None

@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any, Final
 
+from .._json import is_object
 from .problems import params_problem
 
 __all__ = ["extension_keys", "json_object", "loads", "number", "optional", "text"]
@@ -14,7 +15,7 @@ __all__ = ["extension_keys", "json_object", "loads", "number", "optional", "text
 _MAX_NUMBER: Final = 2**53
 
 
-def loads(body: bytes) -> Any:
+def loads(body: bytes) -> object:
     try:
         return json.loads(body)
     except RecursionError:
@@ -27,7 +28,7 @@ def json_object(body: bytes) -> dict[str, Any]:
         data = loads(body)
     except ValueError:
         raise params_problem("the body must be a JSON object") from None
-    if not isinstance(data, dict):
+    if not is_object(data):
         raise params_problem("the body must be a JSON object")
     return data
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from ..._constants import API_VERSION
+from .._json import is_object
 from .._runtime.results import KernelStatus, RunResult
 from .auth import current
 from .execute_ws import ExecuteStreams
@@ -121,13 +122,13 @@ class SornaRoutes:
 
     async def authorize(self, request: web.Request) -> web.StreamResponse:
         body = current().body
-        echo: Any = None
+        echo: object = None
         if body.strip():
             try:
                 data = loads(body)
             except ValueError:
                 raise auth_problem("Malformed body") from None
-            if not isinstance(data, dict):
+            if not is_object(data):
                 raise auth_problem("Malformed body")
             echo = data.get("echo")
         return json_response({"authorized": "yes", "echo": echo})
@@ -139,7 +140,7 @@ class SornaRoutes:
         low, high = TOKEN_LENGTH
         if not low <= len(token) <= high:
             raise params_problem(f"clientSessionToken must be {low} to {high} characters long")
-        limits = optional(data, "limits", dict, "an object") or {}
+        limits: dict[str, object] = optional(data, "limits", dict, "an object") or {}
         max_mem = number(limits, "maxMem", "limits.maxMem", integer=True)
         exec_timeout = number(limits, "execTimeout", "limits.execTimeout", integer=False)
         optional(data, "mounts", list, "a list")

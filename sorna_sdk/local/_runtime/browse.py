@@ -15,7 +15,7 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -67,7 +67,7 @@ class Listing:
     """A folder's entries, its path as the session sees it, and what went wrong if anything."""
 
     abspath: str
-    files: list[FileInfo] = field(default_factory=list)
+    files: list[FileInfo] = field(default_factory=list[FileInfo])
     errors: str = ""
 
 
@@ -184,7 +184,9 @@ def _mib() -> int:
 
 
 @contextlib.contextmanager
-def _opened(workdir: Path, parts: tuple[str, ...], *, directory: bool | None) -> Iterator[int]:
+def _opened(
+    workdir: Path, parts: tuple[str, ...], *, directory: bool | None
+) -> Generator[int, None, None]:
     """An fd of ``workdir/parts`` reached without following any link.
 
     ``directory``: True a folder, False a file (opened non-blocking: a FIFO cannot hang us),

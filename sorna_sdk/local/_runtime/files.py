@@ -24,7 +24,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -99,7 +99,7 @@ class OutputSnapshot:
     ``started_ns`` is the wall clock (``time.time_ns()``) when it began.
     """
 
-    files: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    files: Mapping[str, tuple[int, int]] = field(default_factory=dict[str, tuple[int, int]])
     truncated: bool = False
     started_ns: int = 0
 
@@ -394,7 +394,7 @@ def _refusal(dir_fd: int, upload: _Upload, count: int, exc: OSError) -> InvalidU
 
 
 @contextlib.contextmanager
-def _closing(fds: list[int]) -> Iterator[list[int]]:
+def _closing(fds: list[int]) -> Generator[list[int], None, None]:
     try:
         yield fds
     finally:
@@ -505,7 +505,8 @@ def delete_tree(path: Path | str) -> bool:
     tree nor its file system, makes read-only or unsearchable folders writable to empty them,
     holds two file descriptors at a time whatever the depth, and never raises ``OSError``.
     """
-    parent, name = os.path.split(os.path.abspath(os.fspath(path)))
+    target: str = os.fspath(path)
+    parent, name = os.path.split(os.path.abspath(target))
     if not name:
         return False
     try:

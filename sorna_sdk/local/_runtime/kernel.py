@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from sorna_sdk.local._json import is_array, is_object, str_list
 from sorna_sdk.local._runtime import browse
 from sorna_sdk.local._runtime.batch import BatchPlan, plan
 from sorna_sdk.local._runtime.browse import Listing
@@ -438,7 +439,8 @@ class LocalKernel:
             browse.split_path(path)  # refuse a bad path before reading anything
 
         def archives() -> list[bytes]:
-            left, parts = browse.MAX_DOWNLOAD_BYTES, []
+            left = browse.MAX_DOWNLOAD_BYTES
+            parts: list[bytes] = []
             for path in paths:
                 parts.append(browse.archive(self.workdir, path, left))
                 left -= len(parts[-1])
@@ -588,7 +590,9 @@ class LocalKernel:
         if control.kind == "waiting-input":
             self._disarm()
             self._state = _State.WAITING
-            wait_opts = control.data if isinstance(control.data, dict) else {"is_password": False}
+            wait_opts: dict[str, object] = (
+                control.data if is_object(control.data) else {"is_password": False}
+            )
             return self._result("waiting-input", console, wait_opts)
         self._disarm()
         if control.kind == "died":
@@ -599,7 +603,7 @@ class LocalKernel:
             _append(console, "stderr", f"[kernel died: {detail}]\n")
             self._mark_dead(f"kernel {self.kernel_id} terminated ({detail})")
             return self._result("finished", console, files=await self._new_files(console))
-        opts = control.data if isinstance(control.data, dict) else None
+        opts = control.data if is_object(control.data) else None
         error = _run_error(opts.pop("error", None)) if opts else None
         if self._phase in ("clean", "build"):
             code = opts.get("exitCode") if opts else 0
@@ -683,7 +687,7 @@ class LocalKernel:
             got, control = proc.take()
             items += got
             if control is None or control.kind in ("completion", "died"):
-                if control is not None and isinstance(control.data, list):
+                if control is not None and is_array(control.data):
                     candidates = [str(c) for c in control.data]
                 break
         return self._result(
@@ -696,15 +700,14 @@ def _chars(item: list[Any]) -> int:
     return len(data) if isinstance(data, str) else len(str(data))
 
 
-def _run_error(data: Any) -> RunError | None:
+def _run_error(data: object) -> RunError | None:
     """A driver's ``error`` object, checked (a driver is not trusted)."""
-    if not isinstance(data, dict):
+    if not is_object(data):
         return None
-    name, value, lines = data.get("name"), data.get("value"), data.get("traceback")
+    name, value = data.get("name"), data.get("value")
     if not isinstance(name, str) or not isinstance(value, str):
         return None
-    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
-        lines = []
+    lines = str_list(data.get("traceback")) or []
     return {"name": name[:256], "value": value[:65536], "traceback": lines[:1000]}
 
 

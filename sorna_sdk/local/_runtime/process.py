@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from sorna_sdk.local._json import is_array, is_object
 from sorna_sdk.local._runtime.protocol import (
     CONTROL_KINDS,
     MAX_FRAME,
@@ -488,7 +489,7 @@ class DriverProcess:
                 self._sync()
             elif controls and kind in CONTROL_KINDS:
                 if kind == "ready":
-                    ns_pid = data.get("pid") if isinstance(data, dict) else None
+                    ns_pid = data.get("pid") if is_object(data) else None
                     self._tree.kernel_pid(ns_pid if isinstance(ns_pid, int) else None)
                 self._sync()
                 self._push(Item(kind, data, control=True))
@@ -632,6 +633,6 @@ def _size(item: Item) -> int:
     data = item.data
     if isinstance(data, str):
         return len(data)
-    if isinstance(data, list):
+    if is_array(data):
         return sum(len(x) for x in data if isinstance(x, str))
     return 0

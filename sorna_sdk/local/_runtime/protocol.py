@@ -194,6 +194,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeAlias, TypedDict, get_args
 
+from sorna_sdk.local._json import is_array, is_object, str_list
 from sorna_sdk.local._runtime.drivers.framing import (
     MAX_FRAME,
     SIGINT_EXIT,
@@ -354,37 +355,35 @@ def exec_data(code: str, options: Mapping[str, Any] | None = None) -> str | Exec
 # ---- reading what a driver sent (a driver is not trusted: wrong shapes get defaults) -------
 
 
-def ready_pid(data: Any) -> int | None:
+def ready_pid(data: object) -> int | None:
     """``ready``'s pid, ``None`` when the data has no integer pid."""
-    pid = data.get("pid") if isinstance(data, dict) else None
+    pid = data.get("pid") if is_object(data) else None
     return pid if isinstance(pid, int) and not isinstance(pid, bool) else None
 
 
-def waiting_input_data(data: Any) -> WaitingInputData:
+def waiting_input_data(data: object) -> WaitingInputData:
     """``waiting-input``'s data; anything malformed means "not a password"."""
-    flag = data.get("is_password") if isinstance(data, dict) else None
+    flag = data.get("is_password") if is_object(data) else None
     return {"is_password": flag is True}
 
 
-def exit_code(data: Any) -> int:
+def exit_code(data: object) -> int:
     """``finished``'s exit code: 0 for ``null``, no ``exitCode`` or a non-integer one."""
-    code = data.get("exitCode") if isinstance(data, dict) else None
+    code = data.get("exitCode") if is_object(data) else None
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
-def finished_error(data: Any) -> RunErrorData | None:
+def finished_error(data: object) -> RunErrorData | None:
     """``finished``'s error object, ``None`` when absent or malformed (the lines must be str)."""
-    error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
+    error = data.get("error") if is_object(data) else None
+    if not is_object(error):
         return None
-    name, value, lines = error.get("name"), error.get("value"), error.get("traceback")
-    if not (isinstance(name, str) and isinstance(value, str) and isinstance(lines, list)):
+    name, value, lines = error.get("name"), error.get("value"), str_list(error.get("traceback"))
+    if not (isinstance(name, str) and isinstance(value, str) and lines is not None):
         return None
-    if not all(isinstance(line, str) for line in lines):
-        return None
-    return {"name": name, "value": value, "traceback": list(lines)}
+    return {"name": name, "value": value, "traceback": lines}
 
 
-def completion_candidates(data: Any) -> list[str]:
+def completion_candidates(data: object) -> list[str]:
     """``completion``'s candidates as strings; anything but a list means none."""
-    return [str(c) for c in data] if isinstance(data, list) else []
+    return [str(c) for c in data] if is_array(data) else []

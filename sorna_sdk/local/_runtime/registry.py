@@ -13,7 +13,7 @@ import functools
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -194,7 +194,7 @@ class KernelRegistry:
             )
 
     @contextlib.asynccontextmanager
-    async def _locked(self, key: _Key) -> AsyncIterator[None]:
+    async def _locked(self, key: _Key) -> AsyncGenerator[None, None]:
         entry = self._key_locks.get(key)
         if entry is None:
             entry = self._key_locks[key] = _KeyLock()

@@ -40,11 +40,11 @@ class RunResult:
     """One answer of a run: what it printed since the last answer, and where it stands."""
 
     status: RunStatus
-    console: list[ConsoleEntry] = field(default_factory=list)
+    console: list[ConsoleEntry] = field(default_factory=list[ConsoleEntry])
     #: ``waiting-input``: ``{"is_password": bool}``; a finished step: ``{"exitCode": N}``.
     options: dict[str, Any] | None = None
     #: Output files the run wrote (names relative to the kernel's output folder).
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list[str])
     #: The run this answer belongs to (one per query or batch; continuations share it).
     run_id: str = ""
     #: The exception (or error) that ended the run, when the language reports one.

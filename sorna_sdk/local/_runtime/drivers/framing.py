@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, cast
 
 __all__ = [
     "HEADER",
@@ -113,9 +113,13 @@ class FrameDecoder:
                     obj = json.loads(bytes(buf[pos + HEADER.size : end]))
                 except ValueError as exc:
                     raise FrameError("frame is not JSON") from exc
-                if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
+                if not isinstance(obj, dict):
                     raise FrameError("frame has no kind")
-                frames.append((obj["t"], obj.get("d")))
+                frame = cast("dict[str, object]", obj)  # JSON object keys are strings
+                kind = frame.get("t")
+                if not isinstance(kind, str):
+                    raise FrameError("frame has no kind")
+                frames.append((kind, frame.get("d")))
                 pos = end
         except FrameError as exc:
             exc.frames = frames

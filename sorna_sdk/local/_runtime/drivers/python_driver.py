@@ -39,6 +39,11 @@ Python kernels also get (``protocol.py`` has the shapes):
   path hook patches ``matplotlib.pyplot.show`` when kernel code first imports it.
 """
 
+# mypy needs the ``# type: ignore`` comments below (an override of ``TextIOBase.readline``
+# that typeshed's ``_IOBase`` base rejects; assignments to ``Popen`` methods) and checks
+# that none is stale; pyright, which finds no error on those lines, must not flag them.
+# pyright: reportUnnecessaryTypeIgnoreComment=false
+
 from __future__ import annotations
 
 import ast
@@ -63,7 +68,8 @@ import threading
 import time
 import traceback
 import types
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 
 def _load_framing() -> types.ModuleType:
@@ -113,7 +119,7 @@ def _die_with_parent() -> None:
         os._exit(0)
 
 
-def _kill_group_and_exit() -> None:
+def _kill_group_and_exit() -> NoReturn:
     try:
         os.killpg(os.getpgrp(), signal.SIGKILL)
     finally:
@@ -278,7 +284,8 @@ class _Rich:
     @classmethod
     def start(cls, options: dict[str, Any]) -> None:
         asked = options.get("figureFormats")
-        wanted = [f for f in asked if f in ("png", "svg")] if isinstance(asked, list) else []
+        listed = cast("list[object]", asked) if isinstance(asked, list) else []
+        wanted = [f for f in listed if isinstance(f, str) and f in ("png", "svg")]
         cls.formats = tuple(dict.fromkeys(wanted)) or ("png",)
         cls.shown = []
 
@@ -302,7 +309,7 @@ def _figure_images(fig: Any) -> list[tuple[str, str]]:
     return images
 
 
-def _repr_data(obj: object, method: str) -> Any:
+def _repr_data(obj: object, method: str) -> object:
     """What ``obj._repr_<x>_()`` gives (``None``: nothing; IPython's (data, meta) tuples too)."""
     if isinstance(obj, type):
         return None  # a class's _repr_*_ are unbound methods
@@ -310,12 +317,20 @@ def _repr_data(obj: object, method: str) -> Any:
     if not callable(func):
         return None
     try:
-        data = func()
+        data: object = func()
     except Exception:
         return None  # a broken representation is one the object does not have
-    if isinstance(data, tuple) and data:
-        data = data[0]
+    if isinstance(data, tuple):  # IPython's (data, metadata)
+        items = cast("tuple[object, ...]", data)
+        return items[0] if items else items
     return data
+
+
+def _bytes_like(value: object) -> bytes | None:
+    """A copy of ``value`` as ``bytes`` if it is ``bytes``, a ``bytearray`` or a ``memoryview``."""
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    return bytes(value) if isinstance(value, (bytes, bytearray)) else None
 
 
 def _mime_bundle(obj: object) -> dict[str, str]:
@@ -326,13 +341,15 @@ def _mime_bundle(obj: object) -> dict[str, str]:
         _Rich.shown.append(obj)
         return bundle
     png = _repr_data(obj, "_repr_png_")
-    if isinstance(png, (bytes, bytearray, memoryview)):
-        bundle["image/png"] = base64.b64encode(bytes(png)).decode("ascii")
+    png_bytes = _bytes_like(png)
+    if png_bytes is not None:
+        bundle["image/png"] = base64.b64encode(png_bytes).decode("ascii")
     elif isinstance(png, str):
         bundle["image/png"] = png
     svg = _repr_data(obj, "_repr_svg_")
-    if isinstance(svg, (bytes, bytearray, memoryview)):
-        bundle["image/svg+xml"] = bytes(svg).decode("utf-8", "replace")
+    svg_bytes = _bytes_like(svg)
+    if svg_bytes is not None:
+        bundle["image/svg+xml"] = svg_bytes.decode("utf-8", "replace")
     elif isinstance(svg, str):
         bundle["image/svg+xml"] = svg
     html = _repr_data(obj, "_repr_html_")
@@ -341,19 +358,19 @@ def _mime_bundle(obj: object) -> dict[str, str]:
     return bundle
 
 
-def _send_bundle_entry(bundle: dict[str, Any]) -> bool:
+def _send_bundle_entry(bundle: Mapping[str, object]) -> bool:
     """Send the richest entry of a MIME bundle; ``False`` when it has none that can be shown."""
-    images = [m for m in bundle if isinstance(m, str) and m.startswith("image/")]
+    images = [m for m in bundle if m.startswith("image/")]
     for mime in sorted(images, key=lambda m: (m != "image/png", m != "image/svg+xml")):
         data = bundle[mime]
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            raw = bytes(data)  # SVG is sent as its text, binary types base64-encoded
+        raw = _bytes_like(data)  # SVG is sent as its text, binary types base64-encoded
+        if raw is not None:
             display_media(mime, raw.decode("utf-8", "replace") if _textual(mime) else raw)
         else:
             display_media(mime, str(data))
         return True
     if "text/html" in bundle:
-        display_html(bundle["text/html"])
+        display_html(str(bundle["text/html"]))  # display_html sends str(html) anyway
         return True
     if "text/plain" in bundle:
         sys.stdout.write(f"{bundle['text/plain']}\n")
@@ -371,8 +388,10 @@ def display(*objs: Any, raw: bool = False) -> None:
         if raw:
             if not isinstance(obj, dict):
                 raise TypeError(f"display(raw=True) needs a dict MIME bundle, not {type(obj)}")
-            if not _send_bundle_entry(obj):
-                raise ValueError(f"no MIME type that can be shown in {sorted(map(str, obj))}")
+            bundle = cast("dict[object, object]", obj)  # a caller's dict: keys of any type
+            mimes = {key: data for key, data in bundle.items() if isinstance(key, str)}
+            if not _send_bundle_entry(mimes):
+                raise ValueError(f"no MIME type that can be shown in {sorted(map(str, bundle))}")
         elif not _send_bundle_entry(_mime_bundle(obj)):
             sys.stdout.write(repr(obj) + "\n")
 
@@ -530,15 +549,18 @@ def _exc_str(exc: BaseException) -> str:
         return f"<unprintable {type(exc).__name__} object>"
 
 
-def exec_request(data: Any) -> tuple[str, dict[str, Any]]:
+def _json_object(value: object) -> dict[str, object]:
+    """``value`` if it is a decoded JSON object (whose keys are strings), else ``{}``."""
+    return cast("dict[str, object]", value) if isinstance(value, dict) else {}
+
+
+def exec_request(data: object) -> tuple[str, dict[str, Any]]:
     """``exec`` data, a str or ``{"code", "options"}``: the code and the options."""
-    if isinstance(data, dict):
-        code, options = data.get("code"), data.get("options")
-        return (
-            code if isinstance(code, str) else "",
-            options if isinstance(options, dict) else {},
-        )
-    return str(data or ""), {}
+    if not isinstance(data, dict):
+        return str(data or ""), {}
+    request = cast("dict[str, object]", data)
+    code = request.get("code")
+    return code if isinstance(code, str) else "", _json_object(request.get("options"))
 
 
 class Kernel:
@@ -752,8 +774,10 @@ class LuaKernel(Kernel):
 
     def run(self, code: str, options: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            loaded = self.load(code, "=<input>")
-            chunk, err = loaded if isinstance(loaded, tuple) else (loaded, None)
+            loaded = self.load(code, "=<input>")  # the chunk, or (nil, message)
+            chunk, err = (
+                cast("tuple[Any, object]", loaded) if isinstance(loaded, tuple) else (loaded, None)
+            )
             if chunk is None:
                 OUT.write("stderr", f"{err}\n")
                 return _lua_failed(str(err))
@@ -802,7 +826,8 @@ def _configure(opts: dict[str, Any]) -> Kernel:
     sys.path[0] = cwd
     environ = opts.get("environ")
     if isinstance(environ, dict):
-        os.environ.update({str(k): str(v) for k, v in environ.items() if "=" not in str(k)})
+        pairs = cast("dict[object, object]", environ).items()
+        os.environ.update({str(k): str(v) for k, v in pairs if "=" not in str(k)})
     # Memory, process and core limits were set by the supervisor before this process ran.
     return _KERNELS[str(opts.get("lang") or "python3")]()
 
@@ -822,7 +847,7 @@ def _serve() -> None:
             kind, data = _inbox.get()
             if kind == "configure":
                 try:
-                    kernel = _configure(data if isinstance(data, dict) else {})
+                    kernel = _configure(_json_object(data))
                 except Exception:
                     # No kernel (lupa missing, an unknown language): the gateway sees the
                     # reason's last line and the exit before any ready.
@@ -832,10 +857,9 @@ def _serve() -> None:
                 send("ready", {"pid": os.getpid()})
                 continue
             if kind == "complete":
-                data = data if isinstance(data, dict) else {}
-                opts = data.get("options")
+                request = _json_object(data)
                 prefix = _completion_prefix(
-                    str(data.get("code") or ""), opts if isinstance(opts, dict) else {}
+                    str(request.get("code") or ""), _json_object(request.get("options"))
                 )
                 send("completion", kernel.complete(prefix) if prefix else [])
                 continue
@@ -874,9 +898,10 @@ def main() -> None:
     sys.stdin = _TextIn()
     builtins.input = _input_builtin
     getpass.getpass = _getpass
-    os.system = _flushing(os.system, sync=True)
+    # Wrapping os.system, not calling it: its output must stay in order with framed output.
+    os.system = _flushing(os.system, sync=True)  # pyright: ignore[reportDeprecated]
     os._exit = _flushing(os._exit)
-    popen = subprocess.Popen
+    popen: type[subprocess.Popen[Any]] = subprocess.Popen  # both str and bytes Popens
     popen.__init__ = _flushing(popen.__init__)  # type: ignore[method-assign]
     popen.wait = _flushing(popen.wait, sync=True)  # type: ignore[method-assign]
     popen.communicate = _flushing(popen.communicate, sync=True)  # type: ignore[method-assign]
