@@ -59,48 +59,61 @@ class GatewaySettings:
     """
 
     host: str = "127.0.0.1"
+    """The address to bind; loopback by default (another address exposes the kernels)."""
     port: int = 0
+    """The TCP port; 0 picks a free one (read it from :attr:`LocalGateway.port`)."""
     access_key: str | None = None
+    """The access key clients sign with; ``None``: from ``keypair_file`` or generated."""
     secret_key: str | None = field(default=None, repr=False)
+    """The secret key of ``access_key`` (kept out of ``repr()``)."""
     keypair_file: Path | None = None
+    """A JSON keypair file to use, created (mode 0600) on first use."""
     rate_limit: int = 1_000_000
+    """Queries one keypair may make per 15 minutes (then 429)."""
     concurrency_limit: int = 64
+    """Living kernels one keypair may have (then 412)."""
     max_request_bytes: int = 8 * 1024 * 1024
-    #: Kernels' working directories live here; ``None``: a temporary directory removed on close.
+    """Largest request body accepted, in bytes (413 beyond)."""
     root: Path | None = None
+    """Kernels' working directories live here; ``None``: a temporary directory removed on close."""
     flush_window: float = 2.0
+    """Seconds before a long run returns ``continued``."""
     idle_timeout: float = 600.0
-    #: Seconds a run may take when its create names no limit (Backend.AI creates never do).
+    """Seconds a kernel may stay idle before it is destroyed."""
     exec_timeout: float = 1800.0
-    #: Seconds a run whose execute stream dropped waits to be resumed, then is interrupted.
+    """Seconds a run may take when its create names no limit (Backend.AI creates never do)."""
     resume_grace: float = 15.0
+    """Seconds a run whose execute stream dropped waits to be resumed, then is interrupted."""
     pool_size: int = 1
+    """Warm interpreters kept ready (0: off); not used under bubblewrap."""
     max_upload_files: int = 20
+    """Most files one upload may carry."""
     max_upload_bytes: int = 1024 * 1024
-    #: Seconds that close() grants requests in flight.
+    """Largest uploaded file, in bytes."""
     shutdown_timeout: float = 5.0
-    #: Log one line per request (logger ``aiohttp.access``).
+    """Seconds that close() grants requests in flight."""
     access_log: bool = False
-    #: Seconds an idle kept-alive connection stays open.
+    """Log one line per request (logger ``aiohttp.access``)."""
     keepalive_timeout: float = 75.0
-    #: Seconds a client has to send a request's head (request line and headers), counted from
-    #: its first byte, or from the connection's start for the first request.
+    """Seconds an idle kept-alive connection stays open."""
     header_timeout: float = 20.0
-    #: Seconds a client has to send a request's body, counted from the end of its head.
+    """Seconds a client has to send a request's head (request line and headers), counted from its
+    first byte, or from the connection's start for the first request."""
     body_timeout: float = 60.0
-    #: Open connections beyond this many are answered 503 and closed at once.
+    """Seconds a client has to send a request's body, counted from the end of its head."""
     max_connections: int = 1000
-    #: Raise the process's soft RLIMIT_NOFILE to its hard limit at start.
+    """Open connections beyond this many are answered 503 and closed at once."""
     raise_nofile_limit: bool = True
-    #: asyncio's accept-error line (e.g. EMFILE) is logged at most once per this many seconds.
+    """Raise the process's soft RLIMIT_NOFILE to its hard limit at start."""
     accept_error_log_interval: float = 10.0
-    #: How kernels are isolated: "auto" (bubblewrap when it works, else none, with a warning),
-    #: "bwrap" (fail to start without it) or "none".
+    """asyncio's accept-error line (e.g. EMFILE) is logged at most once per this many seconds."""
     sandbox: _SandboxMode = "auto"
-    #: Sandboxed kernels get the host's network (default: none at all).
+    """How kernels are isolated: "auto" (bubblewrap when it works, else none, with a warning),
+    "bwrap" (fail to start without it) or "none"."""
     kernel_network: bool = False
-    #: More paths sandboxed kernels must not see; the keypair files' folder always is hidden.
+    """Sandboxed kernels get the host's network (default: none at all)."""
     hidden_paths: tuple[Path, ...] = ()
+    """More paths sandboxed kernels must not see; the keypair files' folder always is hidden."""
 
     def __post_init__(self) -> None:
         if (self.access_key is None) != (self.secret_key is None):
@@ -137,6 +150,7 @@ class LocalGateway:
     def __init__(self, settings: GatewaySettings | None = None, **changes: Any) -> None:
         base = settings or GatewaySettings()
         self.settings: GatewaySettings = base.replace(**changes) if changes else base
+        """The settings in use (``settings`` with ``changes`` applied)."""
         self._keypair = _keypair(self.settings)
         self._listener: HttpListener | None = None
         self._guard: ConnectionGuard | None = None
@@ -152,14 +166,17 @@ class LocalGateway:
 
     @property
     def access_key(self) -> str:
+        """The access key clients sign with."""
         return self._keypair.access_key
 
     @property
     def secret_key(self) -> str:
+        """The secret key of :attr:`access_key`."""
         return self._keypair.secret_key
 
     @property
     def host(self) -> str:
+        """The bound address."""
         return self.settings.host
 
     @property
@@ -169,6 +186,7 @@ class LocalGateway:
 
     @property
     def endpoint(self) -> str:
+        """The base URL clients use (``http://127.0.0.1:PORT``)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
@@ -184,6 +202,7 @@ class LocalGateway:
 
     @property
     def registry(self) -> KernelRegistry:
+        """The kernels of the running gateway (``RuntimeError`` before start)."""
         if self._registry is None:
             raise RuntimeError("the gateway is not started")
         return self._registry
@@ -299,7 +318,8 @@ class RunningGateway:
     """
 
     def __init__(self, gateway: LocalGateway, *, timeout: float = 30.0) -> None:
-        self.gateway = gateway
+        self.gateway: LocalGateway = gateway
+        """The gateway this thread runs."""
         self._loop = asyncio.new_event_loop()
         self._started: Future[None] = Future()
         self._thread = threading.Thread(
@@ -322,26 +342,32 @@ class RunningGateway:
 
     @property
     def endpoint(self) -> str:
+        """See :attr:`LocalGateway.endpoint`."""
         return self.gateway.endpoint
 
     @property
     def host(self) -> str:
+        """See :attr:`LocalGateway.host`."""
         return self.gateway.host
 
     @property
     def port(self) -> int:
+        """See :attr:`LocalGateway.port`."""
         return self.gateway.port
 
     @property
     def access_key(self) -> str:
+        """See :attr:`LocalGateway.access_key`."""
         return self.gateway.access_key
 
     @property
     def secret_key(self) -> str:
+        """See :attr:`LocalGateway.secret_key`."""
         return self.gateway.secret_key
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop of the gateway's thread."""
         return self._loop
 
     def config(self, **changes: Any) -> APIConfig:
