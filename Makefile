@@ -19,7 +19,7 @@ $(STAMP_LOCAL): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[local]'
 	touch $(STAMP_LOCAL)
 
-## make test: ruff, ruff format --check, mypy --strict, the whole pytest suite
+## make test: ruff, ruff format --check, mypy --strict, pyright strict, the whole pytest suite
 test: lint typecheck pytest
 
 lint: $(STAMP_DEV)
@@ -29,7 +29,7 @@ lint: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy --strict sorna_sdk tools
 	$(BIN)/mypy --strict tests
-	$(BIN)/pyright tests/typing
+	$(BIN)/pyright
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH pyright --verifytypes sorna_sdk \
 		--ignoreexternal --outputjson > $(VENV)/verifytypes.json; \
 	$(BIN)/python -c "import json, sys; \

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from .exceptions import ExecutionError
-from .models import ConsoleItem, ExecutionResult, TextItem
+from .models import ConsoleItem, ExecutionResult, ResultFile, TextItem
 
 __all__ = ["InputSource", "RunState", "input_lines"]
 
@@ -30,7 +30,7 @@ class RunState:
 
     def __init__(self, input: InputSource | None) -> None:
         self._console: list[ConsoleItem] = []
-        self._files: list[Any] = []
+        self._files: list[ResultFile] = []
         self._last: ExecutionResult | None = None
         self._answer: Callable[[ExecutionResult], str] | None
         self._lines: Iterator[str] | None

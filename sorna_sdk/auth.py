@@ -55,10 +55,11 @@ class SigningPolicy:
     """How a dialect signs: scheme name, version header, and whether the body is hashed."""
 
     scheme: str = "Sorna"
-    #: Header carrying the API version; its lower-cased name is a line of the signed string.
+    """The ``Authorization`` scheme: ``Sorna`` (Sorna v2) or ``BackendAI``."""
     version_header: str = "X-Sorna-Version"
-    #: Hash the body bytes (Sorna v2); otherwise the hash of ``b""`` is signed (Backend.AI v4+).
+    """Header carrying the API version; its lower-cased name is a line of the signed string."""
     hash_body: bool = True
+    """Hash the body bytes (Sorna v2); otherwise the hash of ``b""`` is signed (Backend.AI v4+)."""
 
 
 #: The Sorna ``v2.20170315`` policy: ``Sorna`` scheme, ``X-Sorna-Version``, body hashed.
@@ -234,9 +235,13 @@ class AuthorizationHeader:
     """The parts of a parsed ``Authorization`` header."""
 
     scheme: str
+    """The scheme: ``Sorna`` or ``BackendAI``."""
     hash_name: str
+    """The hash of ``signMethod=HMAC-...``, lower-cased: ``sha256``, ``sha1``..."""
     access_key: str
+    """The access key of ``credential=AK:SIG``."""
     signature: str
+    """The hex signature of ``credential=AK:SIG``."""
 
 
 def parse_authorization(value: str) -> AuthorizationHeader:
@@ -302,6 +307,7 @@ class HMACAuth(httpx.Auth):
     """
 
     requires_request_body = True
+    """Tells httpx to read a streamed body before :meth:`auth_flow`: the signature hashes it."""
 
     def __init__(
         self,

@@ -62,9 +62,10 @@ def _stdin(dialect: Dialect, data: bytes | str) -> str:
 
 class _PtyBase:
     def __init__(self, kernel_id: str) -> None:
-        self.kernel_id = kernel_id
-        #: Close code once the stream is closed, else ``None``.
+        self.kernel_id: str = kernel_id
+        """The kernel whose terminal this is."""
         self.close_code: int | None = None
+        """The WebSocket close code once the stream is closed, else ``None``."""
 
     def __repr__(self) -> str:
         state = "open" if self.close_code is None else f"closed {self.close_code}"
@@ -107,6 +108,7 @@ class StreamPty(_PtyBase):
         await self._send(_stdin(self._dialect, data))
 
     write = send
+    """The same as :meth:`send` (the name of sorna-client 0.9.8)."""
 
     async def send_str(self, frame: str) -> None:
         """Send one raw JSON frame, as sorna-client 0.9.8 did; it is validated first."""
@@ -197,6 +199,7 @@ class SyncStreamPty(_PtyBase):
         self._send(_stdin(self._dialect, data))
 
     write = send
+    """The same as :meth:`send` (the name of sorna-client 0.9.8)."""
 
     def send_str(self, frame: str) -> None:
         """Send one raw JSON frame, as sorna-client 0.9.8 did; it is validated first."""

@@ -63,8 +63,8 @@ class _SessionBase:
         self._clock = clock
         self._dialect: Dialect | None = None
         self._auth: HMACAuth | None = None
-        #: The server's version answer, once negotiation (``version="auto"``) has run.
         self.server: HelloResponse | None = None
+        """The server's version answer, once negotiation (``version="auto"``) has run."""
         if self.config.version != AUTO:
             self._use(dialect_for(self.config.version))
         self._retry = RetryPolicy(

@@ -87,6 +87,40 @@ def test_media_and_completion_items() -> None:
     assert media == ["media", ["image/png", "iVBOR"]]  # equal to its wire pair
     assert isinstance(completion, CompletionItem) and completion.data == ["abs", "all"]
     assert isinstance(media, ConsoleItem) and isinstance(completion, ConsoleItem)
+    assert result.console[0].data == ["image/png", "iVBOR"]  # the pair equals the wire's list
+
+
+def test_console_items_are_the_old_named_tuple_pairs() -> None:
+    result = ExecutionResult.model_validate(
+        {
+            "status": "finished",
+            "console": [
+                ["stdout", "hi\n"],
+                ["media", ["image/png", "iVBOR"]],
+                ["completion", ["abs"]],
+                ["result", {"text/plain": "1"}],
+            ],
+        }
+    )
+    text, media, completion, value = result.console
+    assert all(isinstance(item, tuple) and len(item) == 2 for item in result.console)
+    assert json.dumps(result.console) == json.dumps(result["console"])
+    assert text[0] == "stdout" and text[1] == "hi\n" and text._asdict()["data"] == "hi\n"
+    kind, data = media
+    assert (kind, data) == ("media", ["image/png", "iVBOR"])
+    assert (kind, data) == ("media", ("image/png", "iVBOR"))
+    assert media != ("media", ["image/png", "other"]) and text != ["stderr", "hi\n"]
+    assert hash(media) == hash(("media", ("image/png", "iVBOR")))
+    assert ("stdout", "hi\n") in {text}
+    assert MediaItem("media", ("image/png", "iVBOR")) == media
+    assert completion == ("completion", ["abs"]) and value == ("result", {"text/plain": "1"})
+    assert result.console == result["console"]
+    assert repr(text) == "TextItem(type='stdout', data='hi\\n')"
+    assert ExecutionResult.model_validate({"status": "finished", "console": result.console}) == (
+        result
+    )
+    dumped = result.model_dump()["console"]
+    assert dumped[1] == ["media", ["image/png", "iVBOR"]] and type(dumped[1][1]) is list
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from .execution import ResultItem as ResultItem
 from .execution import ResultOptions as ResultOptions
 from .execution import RunError as RunError
 from .execution import TextItem as TextItem
+from .execution import TextKind as TextKind
 from .execution import WireConsoleData as WireConsoleData
 from .execution import console_item as console_item
 from .kernel import AuthorizeResponse as AuthorizeResponse
@@ -112,6 +113,7 @@ __all__ = [
     "StdinFrame",
     "TERMINAL_STATUSES",
     "TextItem",
+    "TextKind",
     "WireConsoleData",
     "console_item",
     "decode_client_frame",

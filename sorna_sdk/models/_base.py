@@ -29,6 +29,7 @@ class SornaModel(BaseModel):
         extra="allow",
         frozen=True,
         defer_build=True,
+        use_attribute_docstrings=True,
     )
 
     def __getitem__(self, key: str) -> Any:
@@ -75,6 +76,7 @@ class RequestModel(BaseModel):
         extra="forbid",
         frozen=True,
         defer_build=True,
+        use_attribute_docstrings=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

@@ -7,10 +7,9 @@ import binascii
 import builtins
 import json
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeAlias, cast, overload
+from typing import Annotated, Any, Literal, NamedTuple, TypeAlias, cast, overload
 
 from pydantic import (
     ConfigDict,
@@ -21,7 +20,7 @@ from pydantic import (
     model_serializer,
     with_config,
 )
-from typing_extensions import TypedDict
+from typing_extensions import Self, TypedDict
 
 from ._base import RequestModel, SornaModel
 from ._errors import derive_error
@@ -50,6 +49,7 @@ __all__ = [
     "RunError",
     "TERMINAL_STATUSES",
     "TextItem",
+    "TextKind",
     "WireConsoleData",
     "console_item",
 ]
@@ -73,45 +73,69 @@ ConsoleKind: TypeAlias = Literal["stdout", "stderr", "media", "html", "log", "co
 FigureFormat: TypeAlias = Literal["png", "svg"]
 #: MIME types of a bundle, richest first (what :attr:`ConsoleItem.mime_type` picks).
 _RICHEST = ("image/png", "image/jpeg", "image/svg+xml", "text/html", "text/plain")
-_TEXT_KINDS = ("stdout", "stderr", "log")
+#: The kinds of :class:`TextItem`: the program's streams, notes of the server, HTML.
+TextKind: TypeAlias = Literal["stdout", "stderr", "log", "html"]
+_TEXT_KINDS: dict[str, TextKind] = {
+    "stdout": "stdout",
+    "stderr": "stderr",
+    "log": "log",
+    "html": "html",
+}
 
 
 def _is_binary(mime: str) -> bool:
     return not (mime.startswith("text/") or mime.endswith(("+xml", "/json", "/javascript")))
 
 
+class _MediaPair(tuple[str, str]):
+    """``(mime_type, payload)`` that also equals the wire's ``[mime_type, payload]`` list."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return list(self) == other
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return super().__hash__()
+
+
 class _ConsoleItemBase:
-    """What every console item offers, whatever its kind (see :data:`ConsoleItem`)."""
+    """What every console item offers, whatever its kind (see :data:`ConsoleItem`).
+
+    The items are named tuples ``(type, data)``: they unpack (``kind, data = item``), index,
+    compare and hash as the pair, and serialize as one (``json.dumps(result.console)``).
+    """
 
     __slots__ = ()
 
     def _pair(self) -> tuple[ConsoleKind, object]:
-        raise NotImplementedError
-
-    def __iter__(self) -> Iterator[object]:
-        return iter(self._pair())
-
-    def __len__(self) -> int:
-        return 2
-
-    def __getitem__(self, index: int) -> object:
-        return self._pair()[index]
+        # Every subclass is also a ``(type, data)`` named tuple (this base comes first in
+        # its bases, so that the comparisons below take precedence over tuple's).
+        return cast("tuple[ConsoleKind, object]", self)
 
     def __eq__(self, other: object) -> bool:
-        # Equal to another item of the same kind and data, and to the wire pair
-        # (``item == ("stdout", "hi\n")``, ``["stdout", "hi\n"]``), as the NamedTuple was.
-        if isinstance(other, _ConsoleItemBase):
-            return self._pair() == other._pair()
-        if isinstance(other, (tuple, list)):
-            return list(self._pair()) == _wire_pair(cast("Sequence[object]", other))
-        return NotImplemented
+        # Equal to the pair, whether a tuple or the wire's list (``["stdout", "hi\n"]``).
+        if not isinstance(other, (tuple, list)):
+            return NotImplemented
+        pair = cast("Sequence[object]", other)
+        kind, data = self._pair()
+        return len(pair) == 2 and kind == pair[0] and data == pair[1]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
 
     def __hash__(self) -> int:
-        return hash(repr(self._pair()))
+        return hash(tuple(self._pair()))
 
     @property
     def bundle(self) -> dict[str, str]:
-        """The item as ``{mime_type: payload}`` (binary payloads base64-encoded)."""
+        """The item as ``{mime_type: payload}`` (binary payloads base64-encoded); empty for a
+        completion."""
         kind, data = self._pair()
         if isinstance(data, tuple):  # media: (mime_type, payload)
             mime, payload = cast("tuple[str, str]", data)
@@ -140,9 +164,10 @@ class _ConsoleItemBase:
 
     @property
     def text(self) -> str:
-        """The item as text: the output itself, a bundle's ``text/plain``, an SVG or HTML."""
+        """The item as text: the output itself, a bundle's ``text/plain``, an SVG or HTML;
+        ``""`` for binary media and completions."""
         bundle = self.bundle
-        if self._pair()[0] == "result" and "text/plain" in bundle:
+        if "text/plain" in bundle:
             return bundle["text/plain"]
         payload = self.payload
         mime = self.mime_type
@@ -177,85 +202,77 @@ class _ConsoleItemBase:
         return target
 
 
-def _wire_pair(pair: Sequence[object]) -> list[object]:
-    # A media pair compares equal whether written as a list (JSON) or a tuple.
-    return [
-        tuple(cast("list[object]", value)) if isinstance(value, list) else value for value in pair
-    ]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class TextItem(_ConsoleItemBase):
-    """Program output as text: ``stdout``, ``stderr``, ``log`` or ``html``."""
-
-    type: Literal["stdout", "stderr", "log", "html"]
-    """Which stream: ``stdout``, ``stderr``, ``log`` (server notes) or ``html``."""
+class _TextPair(NamedTuple):
+    type: TextKind
+    """Which output: ``stdout``, ``stderr``, ``log`` (a note of the server) or ``html``."""
     data: str
     """The text (HTML markup for ``html``)."""
 
-    def _pair(self) -> tuple[ConsoleKind, object]:
-        return self.type, self.data
+
+class TextItem(_ConsoleItemBase, _TextPair):
+    """Program output as text: ``stdout``, ``stderr``, ``log`` or ``html``
+    (``TextItem("stdout", "hi\\n")``)."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class MediaItem(_ConsoleItemBase):
-    """A rich output such as an image: ``data`` is ``(mime_type, payload)``."""
-
+class _MediaFields(NamedTuple):
     type: Literal["media"]
     """Always ``"media"``."""
     data: tuple[str, str]
-    """``(mime_type, payload)``; the payload is base64 for binary types (``image/png``)."""
-
-    def _pair(self) -> tuple[ConsoleKind, object]:
-        return self.type, self.data
+    """``(mime_type, payload)``; the payload is base64 for binary types (``image/png``).
+    Equal to the wire's ``[mime_type, payload]`` list as well."""
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class CompletionItem(_ConsoleItemBase):
-    """The candidates of complete mode."""
+class MediaItem(_ConsoleItemBase, _MediaFields):
+    """A rich output such as an image: ``data`` is ``(mime_type, payload)``
+    (``MediaItem("media", ("image/svg+xml", "<svg/>"))``)."""
 
+    __slots__ = ()
+
+    def __new__(cls, type: Literal["media"], data: tuple[str, str]) -> Self:
+        return super().__new__(cls, type, _MediaPair(data))
+
+
+class _CompletionFields(NamedTuple):
     type: Literal["completion"]
     """Always ``"completion"``."""
     data: list[str]
-    """The completion candidates, best first."""
-
-    def _pair(self) -> tuple[ConsoleKind, object]:
-        return self.type, self.data
+    """The completion candidates, in the server's order."""
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ResultItem(_ConsoleItemBase):
-    """The value of the last expression (``run(last_value=True)``) as a MIME bundle."""
+class CompletionItem(_ConsoleItemBase, _CompletionFields):
+    """The candidates of complete mode (``CompletionItem("completion", ["import "])``)."""
 
+    __slots__ = ()
+
+
+class _ResultFields(NamedTuple):
     type: Literal["result"]
     """Always ``"result"``."""
     data: dict[str, str]
     """``{mime_type: payload}``: ``text/plain`` always, ``image/png``, ``text/html``..."""
 
-    def _pair(self) -> tuple[ConsoleKind, object]:
-        return self.type, self.data
+
+class ResultItem(_ConsoleItemBase, _ResultFields):
+    """The value of the last expression (``run(last_value=True)``) as a MIME bundle."""
+
+    __slots__ = ()
 
 
 #: One console entry; ``item.type`` tells the kind and so the type of ``item.data``:
 #: ``str`` for :class:`TextItem` (``stdout``, ``stderr``, ``log``, ``html``), a
 #: ``(mime_type, payload)`` pair for :class:`MediaItem`, a list of candidates for
-#: :class:`CompletionItem`, a MIME bundle for :class:`ResultItem`. Unpacks like the old
-#: pair (``kind, data = item``) and equals it (``item == ("stdout", "hi\n")``).
+#: :class:`CompletionItem`, a MIME bundle for :class:`ResultItem`. Each is a named tuple
+#: ``(type, data)``: it unpacks like the old pair (``kind, data = item``), equals it
+#: (``item == ("stdout", "hi\n")``) and ``json.dumps`` writes it as the wire does.
+#: ``isinstance(x, ConsoleItem)`` works; :func:`console_item` builds one from a wire pair.
 ConsoleItem: TypeAlias = TextItem | MediaItem | CompletionItem | ResultItem
 
 
-TextKind: TypeAlias = Literal["stdout", "stderr", "log", "html"]
-_TEXT_ITEM_KINDS: dict[str, TextKind] = {
-    "stdout": "stdout",
-    "stderr": "stderr",
-    "log": "log",
-    "html": "html",
-}
-
-
 def console_item(kind: str, data: object) -> ConsoleItem:
-    """The item of a wire pair (``"stdout", "hi\n"``); ``ValueError`` names what is wrong."""
-    text_kind = _TEXT_ITEM_KINDS.get(kind)
+    """The item of a wire pair (``"stdout", "hi\\n"``); ``ValueError`` names what is wrong."""
+    text_kind = _TEXT_KINDS.get(kind)
     if text_kind is not None:
         if isinstance(data, str):
             return TextItem(text_kind, data)
@@ -270,7 +287,7 @@ def console_item(kind: str, data: object) -> ConsoleItem:
         if isinstance(data, list):
             candidates = cast("list[object]", data)
             if all(isinstance(candidate, str) for candidate in candidates):
-                return CompletionItem("completion", cast("list[str]", candidates))
+                return CompletionItem("completion", cast("list[str]", list(candidates)))
         raise ValueError("completion data must be a list of strings")
     if kind == "result":
         if isinstance(data, dict):
@@ -296,9 +313,12 @@ def _item_from_wire(value: object) -> ConsoleItem:
     raise ValueError("a console item is a [kind, data] pair")
 
 
-def _item_to_wire(item: ConsoleItem) -> list[object]:
-    kind, data = item._pair()
-    return [kind, list(cast("tuple[str, str]", data)) if isinstance(data, tuple) else data]
+def _item_to_wire(item: ConsoleItem) -> list[WireConsoleData]:
+    if item.type == "result":
+        return [item.type, dict(item.data)]
+    if item.type == "media" or item.type == "completion":
+        return [item.type, list(item.data)]
+    return [item.type, item.data]
 
 
 #: ``list[ConsoleItem]`` as pydantic reads and writes it: wire pairs, one function call each.
@@ -318,8 +338,11 @@ class RunError(SornaModel):
     """
 
     name: str
+    """The exception's name, e.g. ``ZeroDivisionError`` or ``NonZeroExit``."""
     value: str = ""
+    """The exception's message; empty when it has none."""
     traceback: list[str] = Field(default_factory=list)
+    """The traceback's lines; empty when unknown."""
 
     def __str__(self) -> str:
         return f"{self.name}: {self.value}" if self.value else self.name
@@ -332,12 +355,14 @@ class ResultOptions(TypedDict, total=False):
 
     is_password: bool
     """``waiting-input``: the program asks for a hidden entry (``getpass``)."""
-    exitCode: int
-    """The program's exit status (Sorna v2 failed queries; :attr:`ExecutionResult.exit_code`
-    reads it)."""
+    exitCode: int | None
+    """The program's exit status where Sorna v2 servers send it (failed queries, the local
+    gateway's finished steps; :attr:`ExecutionResult.exit_code` has it too); ``None`` if the
+    server sent ``null``."""
 
 
-#: ``result["console"]``'s pairs on the wire: ``[kind, data]``.
+#: An element of a wire pair ``[kind, data]`` of ``result["console"]``: the kind, or the data
+#: (text; a ``[mime_type, payload]`` or candidate list; a MIME bundle).
 WireConsoleData: TypeAlias = str | list[str] | dict[str, str]
 #: An entry of ``files``: a file name (Sorna), or a server's description of one.
 ResultFile: TypeAlias = str | dict[str, object]
@@ -358,9 +383,11 @@ class ExecutionResult(SornaModel):
     console: list[_WireItem] = Field(default_factory=list[ConsoleItem])
     """The output of this answer, in order; ``item.type`` tells the type of ``item.data``."""
     options: ResultOptions | None = None
-    """Server data about the answer: ``is_password`` when waiting for input, ``exitCode``."""
+    """Server data about the answer: ``is_password`` when waiting for input, ``exitCode``,
+    and any other key the server sent; ``None`` when it sent none."""
     files: list[ResultFile] = Field(default_factory=list[ResultFile])
-    """Output files the run produced (names), where the server reports them."""
+    """Output files the run produced, by name (a server may describe one as an object);
+    empty when it reports none."""
     run_id: str | None = None
     """The run's id on servers that track runs (Backend.AI, local gateway)."""
     exit_code: int | None = None
@@ -381,7 +408,7 @@ class ExecutionResult(SornaModel):
     @overload
     def __getitem__(self, key: Literal["runId"]) -> str | None: ...
     @overload
-    def __getitem__(self, key: Literal["exitCode"]) -> int | None: ...
+    def __getitem__(self, key: Literal["exitCode", "offset"]) -> int | None: ...
     @overload
     def __getitem__(self, key: Literal["error"]) -> dict[str, str | list[str]] | None: ...
     @overload
@@ -469,10 +496,14 @@ class BatchOptions(RequestModel):
     """
 
     clean: str | None = None
+    """A command run before the build (Backend.AI only); ``None`` skips it (not sent)."""
     build: str | None = None
-    #: Show the build's standard output (its standard error is always shown).
+    """The build command; ``"*"`` lets the server choose, ``None`` skips the build."""
     build_log: bool = True
+    """Show the build's standard output (its standard error is always shown;
+    wire ``buildLog``)."""
     exec: str | None = None
+    """The command that runs the program; ``"*"`` lets the server choose."""
 
     @model_serializer(mode="wrap")
     def _drop_unset_clean(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -487,9 +518,13 @@ class CompleteOptions(RequestModel):
     """Cursor position for complete mode."""
 
     row: int = 0
+    """The cursor's line (0-based)."""
     col: int = 0
+    """The cursor's column (0-based)."""
     line: str = ""
+    """The text of the cursor's line."""
     post: str = ""
+    """The text after the cursor."""
 
 
 class BatchOptionsDict(TypedDict, total=False):
@@ -529,7 +564,11 @@ class QueryOptions(RequestModel):
     ``result`` item, and the formats of matplotlib figures."""
 
     last_value: bool | None = None
+    """Send the last expression's value as a ``result`` item (local gateway,
+    python3); ``None`` leaves it out of the body."""
     figure_formats: list[FigureFormat] | None = None
+    """The formats of matplotlib figures (wire ``figureFormats``; local gateway,
+    python3); ``None`` leaves it out of the body."""
 
     @model_serializer(mode="wrap")
     def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -541,8 +580,11 @@ class QueryRequest(RequestModel):
     """Run code, or continue / answer input with ``code``."""
 
     mode: Literal["query"] = "query"
+    """Always ``"query"``."""
     code: str
+    """The source to run; ``""`` to continue a run, or the input line on ``waiting-input``."""
     options: QueryOptions | None = None
+    """Query extensions (local gateway); ``None`` keeps the plain ``{mode, code}`` body."""
 
     @model_serializer(mode="wrap")
     def _drop_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -557,16 +599,22 @@ class BatchRequest(RequestModel):
     """Build and run uploaded files."""
 
     mode: Literal["batch"] = "batch"
+    """Always ``"batch"``."""
     code: str = ""
+    """Empty for batch mode: the uploaded files are built and run."""
     options: BatchOptions = Field(default_factory=BatchOptions)
+    """The build and exec commands."""
 
 
 class CompleteRequest(RequestModel):
     """Ask for completion candidates."""
 
     mode: Literal["complete"] = "complete"
+    """Always ``"complete"``."""
     code: str
+    """The source to complete."""
     options: CompleteOptions = Field(default_factory=CompleteOptions)
+    """The cursor position."""
 
 
 ExecuteRequest: TypeAlias = QueryRequest | BatchRequest | CompleteRequest

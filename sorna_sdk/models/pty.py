@@ -22,7 +22,9 @@ __all__ = [
 
 
 class _Frame(BaseModel):
-    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(
+        frozen=True, extra="forbid", defer_build=True, use_attribute_docstrings=True
+    )
 
     def encode(self) -> str:
         """The frame as the JSON text message sent on the wire."""
@@ -33,14 +35,18 @@ class StdinFrame(_Frame):
     """Client → server: input bytes."""
 
     type: Literal["stdin"] = "stdin"
+    """Always ``"stdin"``."""
     chars: str
+    """The input bytes, base64-encoded (:attr:`payload` decodes them)."""
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StdinFrame:
+        """The frame that sends ``data``."""
         return cls(chars=base64.b64encode(data).decode("ascii"))
 
     @property
     def payload(self) -> bytes:
+        """The input bytes (``chars`` decoded); ``binascii.Error`` if it is not base64."""
         return base64.b64decode(self.chars, validate=True)
 
 
@@ -48,36 +54,48 @@ class ResizeFrame(_Frame):
     """Client → server: terminal size."""
 
     type: Literal["resize"] = "resize"
+    """Always ``"resize"``."""
     rows: int = Field(ge=1, le=65535)
+    """The terminal's height, in rows (1 to 65535)."""
     cols: int = Field(ge=1, le=65535)
+    """The terminal's width, in columns (1 to 65535)."""
 
 
 class PingFrame(_Frame):
     """Client → server: keep-alive."""
 
     type: Literal["ping"] = "ping"
+    """Always ``"ping"``."""
 
 
 class RestartFrame(_Frame):
     """Client → server: restart the kernel's terminal."""
 
     type: Literal["restart"] = "restart"
+    """Always ``"restart"``."""
 
 
 class OutFrame(_Frame):
     """Server → client: terminal output bytes."""
 
-    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="allow", defer_build=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(
+        frozen=True, extra="allow", defer_build=True, use_attribute_docstrings=True
+    )
 
     type: Literal["out"] = "out"
+    """Always ``"out"``."""
     data: str
+    """The terminal output bytes (stdout and stderr merged), base64-encoded
+    (:attr:`payload` decodes them)."""
 
     @classmethod
     def from_bytes(cls, data: bytes) -> OutFrame:
+        """The frame that carries ``data``."""
         return cls(data=base64.b64encode(data).decode("ascii"))
 
     @property
     def payload(self) -> bytes:
+        """The output bytes (``data`` decoded); ``binascii.Error`` if it is not base64."""
         return base64.b64decode(self.data, validate=True)
 
 

@@ -127,10 +127,16 @@ class ServicePort(SornaModel):
     """
 
     name: str
+    """The service's name, e.g. ``jupyter``, ``sshd`` or ``ttyd``."""
     protocol: str | None = None
+    """The service's protocol, e.g. ``http`` or ``tcp``; ``None`` when not sent."""
     ports: list[int] = Field(default_factory=list[int])
+    """The service's ports; the host ports of a reused session (26.x), taken from ``host_ports``."""
     host_ports: list[int | None] | None = Field(default=None, alias="host_ports")
+    """Host ports a reused session reports (26.x; wire ``host_ports``); ``None`` otherwise."""
     container_ports: list[int] | None = Field(default=None, alias="container_ports")
+    """Container ports a reused session reports (26.x; wire ``container_ports``);
+    ``None`` otherwise."""
 
     @model_validator(mode="after")
     def _ports_from_host_ports(self) -> ServicePort:
@@ -143,12 +149,19 @@ class SessionCreated(SornaModel):
     """Answer of a Backend.AI create (``POST /session``; ``/kernel`` before v5)."""
 
     session_id: str | None = None
+    """The session's id (wire ``sessionId``; a UUID since v5); ``None`` when not sent."""
     session_name: str | None = None
-    #: The id before v5 (``/kernel`` routes called the session a kernel).
+    """The session's name (wire ``sessionName``); ``None`` when the server did not send it."""
     kernel_id: str | None = None
+    """The id before v5 (``/kernel`` routes called the session a kernel); ``None`` since."""
     status: CreateStatus | None = None
+    """The session's status, or ``TIMEOUT`` when ``max_wait`` ran out first;
+    ``PENDING`` when only enqueued. ``None`` when not sent."""
     service_ports: list[ServicePort] | None = None
+    """The services the session exposes (wire ``servicePorts``); ``None`` when not sent."""
     created: bool | None = None
+    """Whether a new session was started (``False``: an existing one was reused);
+    ``None`` when the server does not say."""
 
     @property
     def reference(self) -> str | None:
@@ -164,38 +177,71 @@ class SessionInfo(KernelInfo):
     """
 
     status: SessionStatus | None = None
+    """The session's status, e.g. ``RUNNING``; ``None`` when not sent."""
     image: str | None = None
+    """The session's image reference; ``None`` when not sent."""
     architecture: str | None = None
+    """The image's CPU architecture, e.g. ``x86_64``; ``None`` when not sent."""
     registry: str | None = None
+    """The registry the image comes from; ``None`` when not sent."""
     tag: str | None = None
+    """The session's tag; ``None`` when it has none."""
     domain_name: str | None = None
+    """The domain the session belongs to (wire ``domainName``); ``None`` when not sent."""
     group_id: str | None = None
+    """The id of the session's group (project) (wire ``groupId``); ``None`` when not sent."""
     user_id: str | None = None
+    """The id of the session's owner (wire ``userId``); ``None`` when not sent."""
     container_id: str | None = None
+    """The id of the session's container (wire ``containerId``); ``None`` when not sent."""
     occupied_slots: Slots = None
+    """Resources the session occupies, by slot name (``mem`` in bytes);
+    ``None`` when not sent, the string when it cannot be decoded."""
     occupying_slots: Slots = None
+    """Resources the session is occupying, by slot name (``mem`` in bytes);
+    ``None`` when not sent, the string when it cannot be decoded."""
     requested_slots: Slots = None
+    """Resources the session requested, by slot name (``mem`` in bytes);
+    ``None`` when not sent, the string when it cannot be decoded."""
     occupied_shares: Slots = None
+    """Occupied shares by slot name, as the server reports them;
+    ``None`` when not sent, the string when it cannot be decoded."""
     environ: ReprMapping = None
+    """The session's environment variables; ``None`` when not sent, the string when
+    it cannot be decoded."""
     resource_opts: ReprMapping = None
+    """Resource options, e.g. ``{"shmem": ...}`` (wire ``resourceOpts``); ``None`` when not sent."""
     status_info: Annotated[str | None, BeforeValidator(_none_repr)] = None
+    """Why the session is in its status (wire ``statusInfo``); ``None`` when not set."""
     status_data: ReprMapping = None
+    """Data about the status, e.g. an error's details (wire ``statusData``);
+    ``None`` when not sent."""
     creation_time: Timestamp = None
+    """When the session was created (wire ``creationTime``); the string when it is
+    not an ISO 8601 timestamp, ``None`` when not sent."""
     termination_time: Timestamp = None
+    """When the session ended (wire ``terminationTime``); ``None`` while it runs."""
     last_stat: ReprMapping = None
+    """The session's last resource statistics (wire ``lastStat``); ``None`` when not sent."""
     idle_checks: ReprMapping = None
+    """The results of the server's idle checks (wire ``idleChecks``); ``None`` when not sent."""
 
 
 class FileEntry(SornaModel):
     """One entry of a session folder listing."""
 
     filename: str
-    #: ``stat.filemode`` text, e.g. ``-rw-r--r--`` or ``drwxr-xr-x``.
+    """The entry's name (no folder part)."""
     mode: str
+    """``stat.filemode`` text, e.g. ``-rw-r--r--`` or ``drwxr-xr-x``."""
     size: int
+    """The entry's size, in bytes."""
     ctime: float
+    """Last status change, in seconds since the epoch."""
     mtime: float
+    """Last modification, in seconds since the epoch."""
     atime: float
+    """Last access, in seconds since the epoch."""
 
     @property
     def is_dir(self) -> bool:
@@ -209,16 +255,22 @@ class FileList(SornaModel):
     files: Annotated[list[FileEntry], BeforeValidator(_file_list)] = Field(
         default_factory=list[FileEntry]
     )
+    """The folder's entries (decoded from the JSON string Backend.AI sends)."""
     abspath: str | None = None
+    """The listed folder's absolute path in the session; ``None`` when not sent."""
     errors: str | None = None
+    """Error text of the listing (e.g. a missing folder); ``None`` or empty when none."""
 
 
 class Completions(SornaModel):
     """Code-completion candidates."""
 
     suggestions: list[str] = Field(default_factory=list)
+    """The completion candidates, in the server's order."""
     status: str | None = None
+    """The status the server reported with them; ``None`` when not sent."""
     error: str | None = None
+    """Error text of the completion; ``None`` when there was none."""
 
 
 class SessionEvent(SornaModel):
@@ -232,12 +284,21 @@ class SessionEvent(SornaModel):
     """
 
     event: str
+    """The SSE event name, e.g. ``session_started`` or ``kernel_terminated``."""
     session_id: str | None = None
+    """The session's id (wire ``sessionId``); ``None`` when not sent."""
     session_name: str | None = None
+    """The session's name (wire ``sessionName``); ``None`` when not sent."""
     owner_access_key: str | None = None
+    """The access key owning the session (wire ``ownerAccessKey``); ``None`` when not sent."""
     reason: str | None = None
-    #: Often ``None``: servers up to 26.9 store it under a misspelt key.
+    """Why the event happened, as the server words it; ``None`` when not sent."""
     exit_code: int | None = None
+    """The exit code (wire ``exitCode``). Often ``None``: servers up to 26.9 store it
+    under a misspelt key."""
     kernel_id: str | None = None
+    """The kernel's id (wire ``kernelId``); ``None`` when the event does not carry it."""
     cluster_role: str | None = None
+    """The kernel's role in the cluster (wire ``clusterRole``); ``None`` when not sent."""
     cluster_idx: int | None = None
+    """The kernel's index in the cluster (wire ``clusterIdx``); ``None`` when not sent."""

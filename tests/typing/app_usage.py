@@ -67,9 +67,9 @@ def precise_types(result: ExecutionResult, info: KernelInfo) -> None:
     assert_type(info.num_queries_executed, int)
     assert_type(info["lang"], str)
     item = result.console[0]
-    kind, data = item  # the old pair still unpacks (untyped: prefer .type and .data)
-    assert_type(kind, object)
-    assert_type(data, object)
+    kind, data = item  # the old pair still unpacks, typed per position
+    assert_type(kind, ConsoleKind)
+    assert_type(data, str | tuple[str, str] | list[str] | dict[str, str])
     # The kind determines the type of the data.
     if item.type == "media":
         assert_type(item, MediaItem)
