@@ -27,7 +27,7 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff format --check sorna_sdk tests bench tools
 
 typecheck: $(STAMP_DEV)
-	$(BIN)/mypy --strict sorna_sdk tools
+	$(BIN)/mypy --strict sorna_sdk tools bench
 	$(BIN)/mypy --strict tests
 	$(BIN)/pyright
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH pyright --verifytypes sorna_sdk \

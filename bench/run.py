@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -86,7 +86,7 @@ class MinimalSigner(httpx.Auth):
     def __init__(self, access_key: str, secret_key: str) -> None:
         self.access_key, self.secret_key = access_key, secret_key
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         now = datetime.now(timezone.utc)
         date = now.isoformat()
         host = request.headers["Host"]
@@ -449,6 +449,13 @@ def main() -> int:
         results["d_idle_rss"] = bench_idle_rss(gw)
         results["e_throughput"] = bench_throughput(gw, 50, 10 if args.quick else 40)
         results["e_clients"] = bench_http_clients(gw, 50, 20 if args.quick else 60)
+    # (b)-(d) again without the sandbox: what bubblewrap costs, measured in the same run.
+    with gateway("--sandbox", "none") as gw:
+        results["b_execute_unsandboxed"] = bench_execute(gw, n)
+        results["c_create_pool_unsandboxed"] = bench_create(
+            gw, 30 if args.quick else 100, pause=0.15
+        )
+        results["d_idle_rss_unsandboxed"] = bench_idle_rss(gw)
     with gateway("--pool-size", "0") as gw:
         results["c_create_cold"] = bench_create(gw, 20 if args.quick else 50, pause=0.0)
         results["f_pty"] = pty_bench.run(
@@ -474,6 +481,8 @@ def report(results: dict[str, Any]) -> None:
     pool, cold = results["c_create_pool"], results["c_create_cold"]
     d, e, hc = results["d_idle_rss"], results["e_throughput"], results["e_clients"]
     g, h = results["g_import"], results["h_first_call"]
+    bu, cu = results["b_execute_unsandboxed"], results["c_create_pool_unsandboxed"]
+    du = results["d_idle_rss_unsandboxed"]
     rows = [
         ("machine", results["machine"], ""),
         ("(a) get_info via Kernel / raw httpx", f"{a['ratio']:.3f}x", "target <= 1.3"),
@@ -487,6 +496,10 @@ def report(results: dict[str, Any]) -> None:
         ("    cold / pool", f"{cold['p50_ms'] / pool['p50_ms']:.1f}x", ""),
         ("(d) idle python3 kernel RSS", f"{d['kernel_rss_mib']:.1f} MiB", "target < 20 MB"),
         ("    bare python3 RSS (baseline)", f"{d['bare_python_rss_mib']:.1f} MiB", ""),
+        ("(b-d) --sandbox none: execute p50", ms(bu["p50_ms"] / 1000), "target < 3 ms"),
+        ("    --sandbox none: raw httpx execute p50", ms(bu["raw_p50_ms"] / 1000), ""),
+        ("    --sandbox none: create, warm pool p50", ms(cu["p50_ms"] / 1000), "target < 10 ms"),
+        ("    --sandbox none: kernel RSS", f"{du['kernel_rss_mib']:.1f} MiB", "target < 20 MB"),
         ("(e) 50 at once: executes, AsyncKernel on aiohttp", rate(e, "sdk_aiohttp_execute"), ""),
         ("    executes, AsyncKernel on httpx's pool", rate(e, "sdk_httpx_execute"), ""),
         ("    executes, raw aiohttp + minimal signer", rate(e, "raw_aiohttp_execute"), ""),
