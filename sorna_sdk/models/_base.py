@@ -29,7 +29,6 @@ class SornaModel(BaseModel):
         extra="allow",
         frozen=True,
         defer_build=True,
-        use_attribute_docstrings=True,
     )
 
     def __getitem__(self, key: str) -> Any:
@@ -76,7 +75,6 @@ class RequestModel(BaseModel):
         extra="forbid",
         frozen=True,
         defer_build=True,
-        use_attribute_docstrings=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

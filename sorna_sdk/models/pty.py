@@ -22,9 +22,7 @@ __all__ = [
 
 
 class _Frame(BaseModel):
-    model_config: ClassVar[ConfigDict] = ConfigDict(
-        frozen=True, extra="forbid", defer_build=True, use_attribute_docstrings=True
-    )
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     def encode(self) -> str:
         """The frame as the JSON text message sent on the wire."""
@@ -78,9 +76,7 @@ class RestartFrame(_Frame):
 class OutFrame(_Frame):
     """Server → client: terminal output bytes."""
 
-    model_config: ClassVar[ConfigDict] = ConfigDict(
-        frozen=True, extra="allow", defer_build=True, use_attribute_docstrings=True
-    )
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="allow", defer_build=True)
 
     type: Literal["out"] = "out"
     """Always ``"out"``."""
