@@ -6,11 +6,11 @@ Kept apart from the WebSocket clients so that HTTP-only code paths do not load t
 from __future__ import annotations
 
 import json
-from typing import cast
 
 from pydantic import ValidationError
 
 from ._dialects import Dialect
+from ._json import is_object
 from .exceptions import StreamError
 from .models import ExecuteRequest, ExecutionResult
 
@@ -31,10 +31,8 @@ def parse_frame(message: str | bytes) -> ExecutionResult:
         data: object = json.loads(message)
     except ValueError:
         raise StreamError(f"unexpected frame from the server: {str(message)[:80]!r}") from None
-    if isinstance(data, dict):
-        frame = cast("dict[str, object]", data)
-        if frame.get("status") in ("error", "server-restarting"):
-            raise StreamError(f"the server ended the execute stream: {frame.get('msg') or frame}")
+    if is_object(data) and data.get("status") in ("error", "server-restarting"):
+        raise StreamError(f"the server ended the execute stream: {data.get('msg') or data}")
     try:
         return ExecutionResult.model_validate(data)
     except ValidationError as exc:

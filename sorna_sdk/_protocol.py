@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
+from ._json import is_object
 from .exceptions import APIResponseValidationError, APIStatusError, InvalidArgumentError
 
 __all__ = [
@@ -110,9 +111,9 @@ def json_model(
         try:
             data: object = json.loads(response.content)
             if key is not None:
-                if not isinstance(data, dict) or key not in data:
+                if not is_object(data) or key not in data:
                     raise ValueError(f"the response has no {key!r} member")
-                data = cast("dict[str, object]", data)[key]
+                data = data[key]
             if prepare is not None:
                 data = prepare(data)
             return model.model_validate(data)

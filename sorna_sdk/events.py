@@ -15,13 +15,14 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 from pydantic import ValidationError
 
 from ._dialects import Dialect, EventsTarget, StreamPath
+from ._json import is_object
 from ._protocol import Response
 from .exceptions import StreamError
 from .models import SessionEvent
@@ -72,11 +73,10 @@ def _event(sse: ServerSentEvent, target: EventsTarget) -> SessionEvent | None:
         data: object = json.loads(sse.data) if sse.data else {}
     except ValueError:
         raise StreamError(f"unexpected event data: {sse.data[:80]!r}") from None
-    if not isinstance(data, dict):
+    if not is_object(data):
         raise StreamError(f"unexpected event data: {sse.data[:80]!r}")
     try:
-        body = cast("dict[str, object]", data)
-        event = SessionEvent.model_validate({**body, "event": sse.event})
+        event = SessionEvent.model_validate({**data, "event": sse.event})
     except ValidationError as exc:
         raise StreamError(f"unexpected event data: {sse.data[:80]!r}") from exc
     ours = {target.kernel_id, target.name} - {None}

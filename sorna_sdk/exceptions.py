@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import httpx
 
+from ._json import is_object
 from ._problems import by_name
 
 if TYPE_CHECKING:
@@ -571,7 +572,7 @@ def parse_problem(body: bytes) -> dict[str, Any] | None:
         parsed: object = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    return cast("dict[str, Any]", parsed) if isinstance(parsed, dict) else None
+    return parsed if is_object(parsed) else None
 
 
 def _one_line(text: str, limit: int = 300) -> str:

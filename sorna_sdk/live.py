@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias, TypeVar
 
 import httpx
+from websockets.exceptions import ConnectionClosed
 
 from ._dialects import BackendAI, Dialect, PendingRun, StreamPath
 from ._frames import parse_frame, start_frame
@@ -57,7 +58,7 @@ from .models import ConsoleItem, ExecuteRequest, ExecutionResult, QueryRequest
 from .session import AsyncSession, Session, _as_response, _connection_error, _SessionBase
 
 if TYPE_CHECKING:
-    # websockets loads with the first run over a WebSocket, not with the SDK.
+    # The WebSocket clients load with the first run over a WebSocket (_ws), not with the SDK.
     from websockets.asyncio.client import ClientConnection as AsyncConnection
     from websockets.sync.client import ClientConnection as SyncConnection
 
@@ -579,15 +580,11 @@ class LiveRun(_LiveBase):
 
     def _send_ws(self, text: str) -> None:
         assert self._ws is not None
-        from websockets.exceptions import ConnectionClosed
-
         with contextlib.suppress(ConnectionClosed, OSError):  # the next recv notices
             self._ws.send(text)
 
     def _recv_ws(self, left: float | None) -> ExecutionResult:
         assert self._ws is not None
-        from websockets.exceptions import ConnectionClosed
-
         try:
             message = self._ws.recv(timeout=left)
         except TimeoutError:
@@ -672,8 +669,6 @@ class LiveRun(_LiveBase):
     def _close_ws(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
-            from websockets.exceptions import ConnectionClosed
-
             with contextlib.suppress(OSError, ConnectionClosed, RuntimeError):
                 ws.close()
 
@@ -819,15 +814,11 @@ class AsyncLiveRun(_LiveBase):
 
     async def _send_ws(self, text: str) -> None:
         assert self._ws is not None
-        from websockets.exceptions import ConnectionClosed
-
         with contextlib.suppress(ConnectionClosed, OSError):  # the next recv notices
             await self._ws.send(text)
 
     async def _recv_ws(self, left: float | None) -> ExecutionResult:
         assert self._ws is not None
-        from websockets.exceptions import ConnectionClosed
-
         try:
             message = await asyncio.wait_for(self._ws.recv(), left)
         except asyncio.TimeoutError:
@@ -915,8 +906,6 @@ class AsyncLiveRun(_LiveBase):
     async def _close_ws(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
-            from websockets.exceptions import ConnectionClosed
-
             with contextlib.suppress(OSError, ConnectionClosed, RuntimeError):
                 await ws.close()
 

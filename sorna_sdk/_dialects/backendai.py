@@ -21,8 +21,9 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar, cast
+from typing import Any, ClassVar, Final, TypeVar
 
+from .._json import is_object
 from .._problems import BACKENDAI_BASE, CLIENT_ONLY, PROBLEMS
 from .._protocol import (
     Call,
@@ -197,12 +198,9 @@ def _problem_class(status: int, problem: Mapping[str, Any] | None) -> type[APISt
 
 def _result(data: object) -> object:
     """Complete-mode answers through execute carry suggestions, not a console."""
-    if not isinstance(data, dict):
+    if not is_object(data) or "suggestions" not in data or "console" in data:
         return data
-    body = cast("dict[str, object]", data)
-    if "suggestions" not in body or "console" in body:
-        return body
-    suggestions: object = body.get("suggestions") or []
+    suggestions: object = data.get("suggestions") or []
     return {"status": "finished", "console": [["completion", suggestions]]}
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar, cast
+from typing import Any, ClassVar, Final, TypeVar
 
+from .._json import is_object
 from .._protocol import (
     Call,
     Response,
@@ -50,15 +51,11 @@ _PREFIX: Final = "/v2"
 
 def _v2_result(data: object) -> object:
     """The 2017 wire puts a failed query's exit status in ``options.exitCode``."""
-    if not isinstance(data, dict):
+    if not is_object(data) or data.get("exitCode") is not None:
         return data
-    body = cast("dict[str, object]", data)
-    options = body.get("options")
-    if body.get("exitCode") is None and isinstance(options, dict):
-        exit_code = cast("dict[str, object]", options).get("exitCode")
-        if isinstance(exit_code, int):
-            return {**body, "exitCode": exit_code}
-    return body
+    options = data.get("options")
+    exit_code = options.get("exitCode") if is_object(options) else None
+    return {**data, "exitCode": exit_code} if isinstance(exit_code, int) else data
 
 
 def _created(response: Response) -> CreateReply:

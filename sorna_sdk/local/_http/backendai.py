@@ -19,8 +19,8 @@ from typing import Any, Final
 from aiohttp import MultipartWriter, web
 
 from ..._dialects.backendai import NEWEST
+from ..._json import is_array, is_object, str_list
 from ..._version import __version__
-from .._json import is_array, is_object, str_list
 from .._runtime.errors import GatewayProblem, KernelNotFound, SessionExists, UnknownLanguage
 from .._runtime.languages import resolve_image
 from .._runtime.registry import normal_id

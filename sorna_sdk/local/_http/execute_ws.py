@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
-from .._json import is_object
+from ..._json import is_object
 from .._runtime.errors import GatewayProblem
 from .._runtime.results import RunResult
 from .problems import HttpProblem

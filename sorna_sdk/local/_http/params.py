@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any, Final
 
-from .._json import is_object
+from ..._json import is_object
 from .problems import params_problem
 
 __all__ = ["extension_keys", "json_object", "loads", "number", "optional", "text"]

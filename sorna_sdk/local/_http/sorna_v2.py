@@ -12,7 +12,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from ..._constants import API_VERSION
-from .._json import is_object
+from ..._json import is_object
 from .._runtime.results import KernelStatus, RunResult
 from .auth import current
 from .execute_ws import ExecuteStreams

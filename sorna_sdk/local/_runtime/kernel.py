@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from sorna_sdk.local._json import is_array, is_object, str_list
+from sorna_sdk._json import is_array, is_object, str_list
 from sorna_sdk.local._runtime import browse
 from sorna_sdk.local._runtime.batch import BatchPlan, plan
 from sorna_sdk.local._runtime.browse import Listing

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sorna_sdk.local._json import is_array, is_object
+from sorna_sdk._json import is_array, is_object
 from sorna_sdk.local._runtime.protocol import (
     CONTROL_KINDS,
     MAX_FRAME,

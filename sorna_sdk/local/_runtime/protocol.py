@@ -194,7 +194,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeAlias, TypedDict, get_args
 
-from sorna_sdk.local._json import is_array, is_object, str_list
+from sorna_sdk._json import is_array, is_object, str_list
 from sorna_sdk.local._runtime.drivers.framing import (
     MAX_FRAME,
     SIGINT_EXIT,
